@@ -1,0 +1,192 @@
+//! [`ParseError`]: why a delivery could not be read, and where.
+
+use std::fmt;
+
+use crate::event::EventType;
+
+/// Why a delivery could not be read as an [`EventEnvelope`](crate::EventEnvelope).
+///
+/// Its `Display` names the event type and id when they could be read, the field
+/// path (`payload.ValidTo`) with what was expected and what was found, or the line
+/// and column of a JSON syntax error:
+///
+/// ```
+/// use voyado_webhooks::{EventEnvelope, ParseErrorKind};
+///
+/// let body = r#"{"eventType": "point.balance.updated", "id": "evt-1",
+///                "payload": {"contactId": "c-1", "balance": "lots"}}"#;
+/// let error = EventEnvelope::from_slice(body.as_bytes()).unwrap_err();
+/// assert_eq!(
+///     error.to_string(),
+///     r#"point.balance.updated event "evt-1": payload.balance: expected a decimal number, found "lots""#
+/// );
+/// assert_eq!(error.path(), Some("payload.balance"));
+/// assert_eq!(error.event_id(), Some("evt-1"));
+/// assert!(matches!(error.kind(), ParseErrorKind::InvalidValue { .. }));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(Box<Inner>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Inner {
+    kind: ParseErrorKind,
+    path: Option<String>,
+    event_type: Option<EventType>,
+    event_id: Option<String>,
+}
+
+/// What kind of problem a [`ParseError`] is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParseErrorKind {
+    /// The body is not well-formed JSON: not UTF-8, truncated, trailing
+    /// characters, or nested too deeply.
+    #[error("invalid JSON at line {line} column {column}: {message}")]
+    Syntax {
+        /// What the JSON parser reported.
+        message: String,
+        /// 1-based line of the problem.
+        line: usize,
+        /// 1-based column of the problem.
+        column: usize,
+    },
+    /// A required field is absent.
+    #[error("required field is missing")]
+    MissingField,
+    /// A value has the wrong type or form (a required field's `null` included).
+    #[error("expected {expected}, found {found}")]
+    InvalidValue {
+        /// What the field takes, such as `a decimal number`.
+        expected: &'static str,
+        /// The value received, as JSON text (shortened if long).
+        found: String,
+    },
+}
+
+impl ParseError {
+    pub(crate) fn new(kind: ParseErrorKind, path: Option<String>) -> Self {
+        ParseError(Box::new(Inner {
+            kind,
+            path,
+            event_type: None,
+            event_id: None,
+        }))
+    }
+
+    /// Fills in the event type and id where they are not known yet.
+    pub(crate) fn with_event(mut self, event_type: Option<EventType>, event_id: Option<String>) -> Self {
+        let inner = &mut *self.0;
+        inner.event_type = inner.event_type.take().or(event_type);
+        inner.event_id = inner.event_id.take().or(event_id);
+        self
+    }
+
+    /// A syntax error reported by serde_json.
+    pub(crate) fn syntax(error: &serde_json::Error) -> Self {
+        let position = format!(" at line {} column {}", error.line(), error.column());
+        let message = error.to_string();
+        let message = message.strip_suffix(&position).unwrap_or(&message).to_owned();
+        let kind = ParseErrorKind::Syntax {
+            message,
+            line: error.line(),
+            column: error.column(),
+        };
+        ParseError::new(kind, None)
+    }
+
+    /// What kind of problem this is.
+    pub fn kind(&self) -> &ParseErrorKind {
+        &self.0.kind
+    }
+
+    /// The path of the offending field, such as `payload.ValidTo` (spelled as
+    /// received), or `None` for a problem with the body as a whole.
+    pub fn path(&self) -> Option<&str> {
+        self.0.path.as_deref()
+    }
+
+    /// The delivery's event type, if it could be read.
+    pub fn event_type(&self) -> Option<&EventType> {
+        self.0.event_type.as_ref()
+    }
+
+    /// The delivery's event id, if it could be read.
+    pub fn event_id(&self) -> Option<&str> {
+        self.0.event_id.as_deref()
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Inner {
+            kind,
+            path,
+            event_type,
+            event_id,
+        } = &*self.0;
+        match (event_type, event_id) {
+            (Some(event_type), Some(id)) => write!(f, "{event_type} event {id:?}: ")?,
+            (Some(event_type), None) => write!(f, "{event_type} event: ")?,
+            (None, Some(id)) => write!(f, "event {id:?}: ")?,
+            (None, None) => {}
+        }
+        if let Some(path) = path {
+            write!(f, "{path}: ")?;
+        }
+        write!(f, "{kind}")
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_what_is_known() {
+        let missing = ParseError::new(ParseErrorKind::MissingField, Some("payload.contactId".into()));
+        assert_eq!(
+            missing.to_string(),
+            "payload.contactId: required field is missing"
+        );
+        let with_type = missing
+            .clone()
+            .with_event(Some(EventType::LoyaltyAddPoints), None);
+        assert_eq!(
+            with_type.to_string(),
+            "loyalty.addPoints event: payload.contactId: required field is missing"
+        );
+        let with_id = missing.with_event(None, Some("e-1".into()));
+        assert_eq!(
+            with_id.to_string(),
+            "event \"e-1\": payload.contactId: required field is missing"
+        );
+    }
+
+    #[test]
+    fn with_event_keeps_what_was_already_known() {
+        let error = ParseError::new(ParseErrorKind::MissingField, None)
+            .with_event(Some(EventType::LoyaltyAddPoints), Some("a".into()))
+            .with_event(Some(EventType::PointBalanceUpdated), Some("b".into()));
+        assert_eq!(error.event_type(), Some(&EventType::LoyaltyAddPoints));
+        assert_eq!(error.event_id(), Some("a"));
+    }
+
+    #[test]
+    fn syntax_errors_carry_their_position_once() {
+        let json_error = serde_json::from_str::<serde_json::Value>("{\n  \"a\": tru }").err();
+        let error = json_error.as_ref().map(ParseError::syntax);
+        let Some(ParseErrorKind::Syntax {
+            message,
+            line,
+            column,
+        }) = error.as_ref().map(ParseError::kind)
+        else {
+            panic!("not a syntax error: {error:?}");
+        };
+        assert_eq!((*line, *column), (2, 11));
+        assert!(!message.contains("line"), "{message}");
+        assert!(error.is_some_and(|e| e.to_string().starts_with("invalid JSON at line 2 column 11: ")));
+    }
+}

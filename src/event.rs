@@ -1,0 +1,251 @@
+//! [`EventEnvelope`]: one delivery, typed by its event type, and its dispatch to a
+//! handler.
+
+use std::future::Future;
+use std::str::FromStr;
+
+use serde::de::{Deserialize, DeserializeSeed, Deserializer};
+use serde::ser::{Serialize, Serializer};
+use serde_json::value::RawValue;
+
+use crate::de::Trace;
+use crate::error::ParseError;
+use crate::handler::{AsyncEventHandler, EventHandler};
+use crate::payload::{ContactPreferenceChanged, LoyaltyAddPoints, PointBalanceUpdated, RewardVoucherCreated};
+use crate::raw::RawPayload;
+
+/// Evaluates `$body` with `$e` bound to the envelope of whichever variant `$event` is.
+macro_rules! each {
+    ($event:expr, $e:ident => $body:expr) => {
+        match $event {
+            EventEnvelope::ContactAcceptsEmailChanged($e) => $body,
+            EventEnvelope::ContactAcceptsSmsChanged($e) => $body,
+            EventEnvelope::ContactAcceptsPostalChanged($e) => $body,
+            EventEnvelope::LoyaltyAddPoints($e) => $body,
+            EventEnvelope::PointBalanceUpdated($e) => $body,
+            EventEnvelope::RewardVoucherCreated($e) => $body,
+            EventEnvelope::Encrypted($e) => $body,
+            EventEnvelope::Unknown($e) => $body,
+        }
+    };
+}
+
+/// Calls the handler method for `$event`'s variant, with `.await` if given.
+macro_rules! route {
+    ($event:expr, $handler:ident $(, $await:tt)?) => {
+        match $event {
+            EventEnvelope::ContactAcceptsEmailChanged(e) => $handler.contact_accepts_email_changed(e)$(.$await)?,
+            EventEnvelope::ContactAcceptsSmsChanged(e) => $handler.contact_accepts_sms_changed(e)$(.$await)?,
+            EventEnvelope::ContactAcceptsPostalChanged(e) => $handler.contact_accepts_postal_changed(e)$(.$await)?,
+            EventEnvelope::LoyaltyAddPoints(e) => $handler.loyalty_add_points(e)$(.$await)?,
+            EventEnvelope::PointBalanceUpdated(e) => $handler.point_balance_updated(e)$(.$await)?,
+            EventEnvelope::RewardVoucherCreated(e) => $handler.reward_voucher_created(e)$(.$await)?,
+            EventEnvelope::Encrypted(e) => $handler.encrypted(e)$(.$await)?,
+            EventEnvelope::Unknown(e) => $handler.unknown(e)$(.$await)?,
+        }
+    };
+}
+
+mod envelope;
+mod event_type;
+mod parse;
+
+pub use envelope::Envelope;
+pub use event_type::EventType;
+use parse::EnvelopeSeed;
+
+/// One Voyado Engage webhook delivery, typed by its event type.
+///
+/// Parse the raw request body with [`EventEnvelope::from_slice`] (or `str::parse`,
+/// or any serde deserializer), then either `match` on it or hand it to an
+/// [`EventHandler`] with [`dispatch`](EventEnvelope::dispatch).
+///
+/// Reading is tolerant, because Voyado's own documentation disagrees with itself:
+/// field names match ignoring case and `_`/`-`, fields come in any order, numbers
+/// may be strings, optional fields may be `null` or `""`, and unknown fields and
+/// event types are kept rather than refused. See the crate documentation for the
+/// full rules.
+///
+/// ```
+/// use voyado_webhooks::EventEnvelope;
+///
+/// let body = br#"{
+///   "eventType": "point.balance.updated",
+///   "id": "8b3c7f0e-balance",
+///   "isEncrypted": false,
+///   "payload": {"balance": 250.0000, "contactId": "c-1", "accountId": 12,
+///               "definitionId": "1", "balanceExpires": "2025-12-31T23:59:59+01:00"},
+///   "tenant": "acme"
+/// }"#;
+/// match EventEnvelope::from_slice(body)? {
+///     EventEnvelope::PointBalanceUpdated(event) => {
+///         assert_eq!(event.payload.balance.to_string(), "250.0000");
+///         assert_eq!(event.tenant.as_deref(), Some("acme"));
+///     }
+///     other => println!("not handled: {}", other.event_type()),
+/// }
+/// # Ok::<(), voyado_webhooks::ParseError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value per delivery; boxing would cost an allocation for nothing"
+)]
+pub enum EventEnvelope {
+    /// `contact.acceptsEmail.changed`.
+    ContactAcceptsEmailChanged(Envelope<ContactPreferenceChanged>),
+    /// `contact.acceptsSms.changed`.
+    ContactAcceptsSmsChanged(Envelope<ContactPreferenceChanged>),
+    /// `contact.acceptsPostal.changed`.
+    ContactAcceptsPostalChanged(Envelope<ContactPreferenceChanged>),
+    /// `loyalty.addPoints`.
+    LoyaltyAddPoints(Envelope<LoyaltyAddPoints>),
+    /// `point.balance.updated`.
+    PointBalanceUpdated(Envelope<PointBalanceUpdated>),
+    /// `reward.voucher.created`.
+    RewardVoucherCreated(Envelope<RewardVoucherCreated>),
+    /// Any event with `isEncrypted: true`; the payload is kept as received.
+    Encrypted(Envelope<RawPayload>),
+    /// Any other event type, including those Voyado names without publishing a
+    /// payload; the payload is kept as received.
+    Unknown(Envelope<RawPayload>),
+}
+
+impl EventEnvelope {
+    /// Parses a delivery from the raw request body.
+    ///
+    /// Every failure is a [`ParseError`] naming the event, the field and what was
+    /// wrong; no input makes it panic.
+    ///
+    /// ```
+    /// use voyado_webhooks::{EventEnvelope, EventType};
+    ///
+    /// let event = EventEnvelope::from_slice(br#"{"eventType": "contact.deleted", "payload": {}}"#)?;
+    /// assert_eq!(event.event_type(), &EventType::Other("contact.deleted".into()));
+    /// assert!(EventEnvelope::from_slice(b"{not json").is_err());
+    /// # Ok::<(), voyado_webhooks::ParseError>(())
+    /// ```
+    pub fn from_slice(body: &[u8]) -> Result<EventEnvelope, ParseError> {
+        parse(serde_json::de::SliceRead::new(body), body)
+    }
+
+    /// The event type.
+    pub fn event_type(&self) -> &EventType {
+        each!(self, e => &e.event_type)
+    }
+
+    /// The event id (`id` or `eventId`), if the delivery has one.
+    pub fn id(&self) -> Option<&str> {
+        each!(self, e => e.id.as_deref())
+    }
+
+    /// The Engage tenant, if the delivery names it.
+    pub fn tenant(&self) -> Option<&str> {
+        each!(self, e => e.tenant.as_deref())
+    }
+
+    /// Whether the payload is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        each!(self, e => e.is_encrypted)
+    }
+
+    /// The contact the event is about; `None` for encrypted and unknown events.
+    ///
+    /// ```
+    /// use voyado_webhooks::EventEnvelope;
+    ///
+    /// let body = r#"{"eventType": "loyalty.addPoints", "payload": {"amount": 5, "contactId": "c-1"}}"#;
+    /// assert_eq!(body.parse::<EventEnvelope>()?.contact_id(), Some("c-1"));
+    /// # Ok::<(), voyado_webhooks::ParseError>(())
+    /// ```
+    pub fn contact_id(&self) -> Option<&str> {
+        match self {
+            EventEnvelope::ContactAcceptsEmailChanged(e)
+            | EventEnvelope::ContactAcceptsSmsChanged(e)
+            | EventEnvelope::ContactAcceptsPostalChanged(e) => Some(&e.payload.contact_id),
+            EventEnvelope::LoyaltyAddPoints(e) => Some(&e.payload.contact_id),
+            EventEnvelope::PointBalanceUpdated(e) => Some(&e.payload.contact_id),
+            EventEnvelope::RewardVoucherCreated(e) => Some(&e.payload.contact_id),
+            EventEnvelope::Encrypted(_) | EventEnvelope::Unknown(_) => None,
+        }
+    }
+
+    /// Calls the `handler` method for this event.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use voyado_webhooks::{Envelope, EventEnvelope, EventHandler, LoyaltyAddPoints};
+    ///
+    /// struct Points(Cell<usize>);
+    /// impl EventHandler for Points {
+    ///     type Error = std::convert::Infallible;
+    ///     fn loyalty_add_points(&self, _: &Envelope<LoyaltyAddPoints>) -> Result<(), Self::Error> {
+    ///         self.0.set(self.0.get() + 1);
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let handler = Points(Cell::new(0));
+    /// let body = r#"{"eventType": "loyalty.addPoints", "payload": {"amount": 5, "contactId": "c-1"}}"#;
+    /// body.parse::<EventEnvelope>()?.dispatch(&handler)?;
+    /// assert_eq!(handler.0.get(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn dispatch<H: EventHandler + ?Sized>(&self, handler: &H) -> Result<(), H::Error> {
+        route!(self, handler)
+    }
+
+    /// Calls the `handler` method for this event and awaits it. The future is
+    /// `Send`, so it can run inside an axum or actix-web handler.
+    pub fn dispatch_async<'a, H: AsyncEventHandler + ?Sized>(
+        &'a self,
+        handler: &'a H,
+    ) -> impl Future<Output = Result<(), H::Error>> + Send + 'a {
+        async move { route!(self, handler, await) }
+    }
+
+    /// The same event with its payload kept as JSON text, as `Encrypted`.
+    pub(crate) fn into_encrypted(self) -> Result<EventEnvelope, serde_json::Error> {
+        each!(self, e => {
+            let raw = serde_json::value::to_raw_value(&e.payload)?;
+            Ok(EventEnvelope::Encrypted(e.with_payload(raw.into())))
+        })
+    }
+}
+
+/// Parses from any serde_json reader, turning failures into [`ParseError`]s.
+fn parse<'de, R: serde_json::de::Read<'de>>(read: R, input: &[u8]) -> Result<EventEnvelope, ParseError> {
+    let mut trace = Trace::default();
+    let mut deserializer = serde_json::Deserializer::new(read);
+    let result = EnvelopeSeed::<&RawValue>::new(&mut trace)
+        .deserialize(&mut deserializer)
+        .and_then(|event| deserializer.end().map(|()| event));
+    result.map_err(|error| parse::parse_error(&error, trace, input))
+}
+
+/// Same as [`EventEnvelope::from_slice`].
+impl FromStr for EventEnvelope {
+    type Err = ParseError;
+    fn from_str(body: &str) -> Result<Self, ParseError> {
+        parse(serde_json::de::StrRead::new(body), body.as_bytes())
+    }
+}
+
+/// Reads a delivery from any serde deserializer, with the same tolerance as
+/// [`EventEnvelope::from_slice`]; errors are the deserializer's, carrying the
+/// [`ParseError`] message. Decimals stay exact with serde_json's deserializers;
+/// a `serde_json::Value` has already rounded them unless `arbitrary_precision` is on.
+impl<'de> Deserialize<'de> for EventEnvelope {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        EnvelopeSeed::<Box<RawValue>>::new(&mut Trace::default()).deserialize(deserializer)
+    }
+}
+
+/// Writes Voyado's documented wire form (see [`Envelope`]); reading it back gives
+/// an equal event.
+impl Serialize for EventEnvelope {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        each!(self, e => e.serialize(serializer))
+    }
+}

@@ -1,0 +1,88 @@
+//! [`Envelope`]: the fields every delivery shares around its payload.
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+use super::EventType;
+use crate::raw::Extra;
+
+/// One delivery: the envelope fields every event shares, and its payload `P`.
+///
+/// The id is read from `id` or `eventId` (Voyado uses `eventId` for
+/// `reward.voucher.created` only). If both are present the first one in the
+/// document is the id and the other is kept in `extra`, so nothing is lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Envelope<P> {
+    /// The event's id (`id` or `eventId`), if the delivery has one. The Svix
+    /// message id, not this, is what stays the same across retries.
+    pub id: Option<String>,
+    /// The event type.
+    pub event_type: EventType,
+    /// The Engage tenant that sent the event.
+    pub tenant: Option<String>,
+    /// Whether the payload is encrypted (`isEncrypted`; absent means `false`).
+    pub is_encrypted: bool,
+    /// The payload.
+    pub payload: P,
+    /// Envelope fields this crate does not know, kept as received.
+    pub extra: Extra,
+}
+
+impl<P> Envelope<P> {
+    /// An envelope holding only an event type and a payload.
+    pub(crate) fn bare(event_type: EventType, payload: P) -> Self {
+        Envelope {
+            id: None,
+            event_type,
+            tenant: None,
+            is_encrypted: false,
+            payload,
+            extra: Extra::new(),
+        }
+    }
+
+    /// The same envelope around another payload.
+    pub(crate) fn with_payload<Q>(self, payload: Q) -> Envelope<Q> {
+        Envelope {
+            id: self.id,
+            event_type: self.event_type,
+            tenant: self.tenant,
+            is_encrypted: self.is_encrypted,
+            payload,
+            extra: self.extra,
+        }
+    }
+
+    /// The name the id is written under: Voyado's for this event type, unless
+    /// `extra` already holds a field of that name.
+    fn id_key(&self) -> &'static str {
+        let (documented, other) = match self.event_type {
+            EventType::RewardVoucherCreated => ("eventId", "id"),
+            _ => ("id", "eventId"),
+        };
+        if self.extra.has_field(documented) {
+            other
+        } else {
+            documented
+        }
+    }
+}
+
+/// Writes Voyado's documented wire form: camelCase, `eventId` for
+/// `reward.voucher.created`, absent options left out, `extra` verbatim.
+impl<P: Serialize> Serialize for Envelope<P> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("eventType", &self.event_type)?;
+        if let Some(id) = &self.id {
+            map.serialize_entry(self.id_key(), id)?;
+        }
+        map.serialize_entry("isEncrypted", &self.is_encrypted)?;
+        map.serialize_entry("payload", &self.payload)?;
+        if let Some(tenant) = &self.tenant {
+            map.serialize_entry("tenant", tenant)?;
+        }
+        self.extra.write(&mut map)?;
+        map.end()
+    }
+}

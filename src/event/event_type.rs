@@ -1,0 +1,153 @@
+//! [`EventType`]: the `eventType` of a delivery.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::de::{self, Deserialize, Deserializer, Visitor};
+use serde::ser::{Serialize, Serializer};
+
+/// Declares the known event types once: variant, wire name, documentation.
+macro_rules! event_types {
+    ($( $(#[$meta:meta])* $variant:ident = $wire:literal, )*) => {
+        /// The `eventType` of a delivery.
+        ///
+        /// Known names are matched ignoring ASCII case; any other name is kept as
+        /// [`EventType::Other`], so an event Voyado adds tomorrow is still received.
+        ///
+        /// ```
+        /// use voyado_webhooks::EventType;
+        ///
+        /// assert_eq!(EventType::from("loyalty.addPoints"), EventType::LoyaltyAddPoints);
+        /// assert_eq!(EventType::from("LOYALTY.ADDPOINTS").as_str(), "loyalty.addPoints");
+        /// let new = EventType::from("contact.deleted");
+        /// assert_eq!(new, EventType::Other("contact.deleted".into()));
+        /// assert_eq!(new.to_string(), "contact.deleted");
+        /// ```
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum EventType {
+            $( $(#[$meta])* #[doc = concat!("`", $wire, "`")] $variant, )*
+            /// Any other event type, with its name as received.
+            Other(String),
+        }
+
+        impl EventType {
+            const KNOWN: &[EventType] = &[$(EventType::$variant),*];
+
+            /// The wire name, such as `reward.voucher.created`.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $( EventType::$variant => $wire, )*
+                    EventType::Other(name) => name,
+                }
+            }
+        }
+    };
+}
+
+event_types! {
+    /// A contact's email marketing preference changed:
+    ContactAcceptsEmailChanged = "contact.acceptsEmail.changed",
+    /// A contact's SMS marketing preference changed:
+    ContactAcceptsSmsChanged = "contact.acceptsSms.changed",
+    /// A contact's postal marketing preference changed:
+    ContactAcceptsPostalChanged = "contact.acceptsPostal.changed",
+    /// Points were added to a contact:
+    LoyaltyAddPoints = "loyalty.addPoints",
+    /// A contact's point balance changed:
+    PointBalanceUpdated = "point.balance.updated",
+    /// A reward voucher was created:
+    RewardVoucherCreated = "reward.voucher.created",
+    /// A contact's consent changed (payload not published):
+    ContactConsentChanged = "contact.consent.changed",
+    /// A contact was created (payload not published):
+    ContactCreated = "contact.created",
+    /// A contact was updated (payload not published):
+    ContactUpdated = "contact.updated",
+    /// A multichannel promotion was assigned (payload not published):
+    PromotionMultichannelAssigned = "promotion.multichannel.assigned",
+}
+
+impl EventType {
+    fn known(name: &str) -> Option<EventType> {
+        Self::KNOWN
+            .iter()
+            .find(|known| known.as_str().eq_ignore_ascii_case(name))
+            .cloned()
+    }
+}
+
+impl From<&str> for EventType {
+    fn from(name: &str) -> Self {
+        Self::known(name).unwrap_or_else(|| EventType::Other(name.to_owned()))
+    }
+}
+
+impl From<String> for EventType {
+    fn from(name: String) -> Self {
+        Self::known(&name).unwrap_or(EventType::Other(name))
+    }
+}
+
+impl FromStr for EventType {
+    type Err = Infallible;
+    fn from_str(name: &str) -> Result<Self, Infallible> {
+        Ok(EventType::from(name))
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for EventType {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for EventType {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl Visitor<'_> for NameVisitor {
+            type Value = EventType;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an event type name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<EventType, E> {
+                Ok(EventType::from(v))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<EventType, E> {
+                Ok(EventType::from(v))
+            }
+        }
+        deserializer.deserialize_str(NameVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_known_name_round_trips() {
+        for known in EventType::KNOWN {
+            assert_eq!(&EventType::from(known.as_str()), known);
+            assert_eq!(&EventType::from(known.as_str().to_uppercase()), known);
+            let json = serde_json::to_string(known).ok();
+            assert_eq!(json, Some(format!("\"{}\"", known.as_str())));
+            let back: Option<EventType> = json.and_then(|j| serde_json::from_str(&j).ok());
+            assert_eq!(back.as_ref(), Some(known));
+        }
+    }
+
+    #[test]
+    fn other_names_keep_their_text() {
+        let other = EventType::from("Contact.Deleted");
+        assert_eq!(other.as_str(), "Contact.Deleted");
+        assert_eq!("x.y".parse::<EventType>(), Ok(EventType::Other("x.y".into())));
+    }
+}

@@ -1,0 +1,304 @@
+//! Reading a delivery: the envelope visitor, where the event type picks the
+//! payload's parser.
+//!
+//! When `eventType` comes before `payload` (the usual order) the payload is read
+//! straight into its struct. When it comes after, the payload's text is captured
+//! and read once the type is known.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use super::{Envelope, EventEnvelope, EventType};
+use crate::de::{Field, Key, RawText, Trace, match_key};
+use crate::error::{ParseError, ParseErrorKind};
+use crate::payload::{Payload, PayloadSeed, Received};
+use crate::raw::{Extra, RawPayload};
+
+/// Reads one delivery, capturing raw values as `R`.
+pub(crate) struct EnvelopeSeed<'t, R> {
+    trace: &'t mut Trace,
+    raw: PhantomData<fn() -> R>,
+}
+
+impl<'t, R> EnvelopeSeed<'t, R> {
+    pub(crate) fn new(trace: &'t mut Trace) -> Self {
+        EnvelopeSeed {
+            trace,
+            raw: PhantomData,
+        }
+    }
+}
+
+impl<'de, R: RawText<'de>> DeserializeSeed<'de> for EnvelopeSeed<'_, R> {
+    type Value = EventEnvelope;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<EventEnvelope, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Name {
+    EventType,
+    Id,
+    Tenant,
+    IsEncrypted,
+    Payload,
+}
+
+const NAMES: &[(Name, &[&str])] = &[
+    (Name::EventType, &["eventType"]),
+    (Name::Id, &["id", "eventId"]),
+    (Name::Tenant, &["tenant"]),
+    (Name::IsEncrypted, &["isEncrypted"]),
+    (Name::Payload, &["payload"]),
+];
+
+/// The payload as far as it could be read when it was met.
+enum Slot<R> {
+    /// Read, into the event it makes (its envelope fields filled in at the end).
+    Read(EventEnvelope),
+    /// Captured before the event type was known.
+    Captured(R),
+}
+
+impl<'de, R: RawText<'de>> Visitor<'de> for EnvelopeSeed<'_, R> {
+    type Value = EventEnvelope;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a Voyado Engage webhook delivery (a JSON object)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EventEnvelope, A::Error> {
+        let trace = self.trace;
+        let mut event_type: Option<EventType> = None;
+        let mut id: Option<String> = None;
+        let mut tenant: Option<Option<String>> = None;
+        let mut is_encrypted: Option<Option<bool>> = None;
+        let mut payload: Option<Slot<R>> = None;
+        let mut extra = Extra::new();
+
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let name = match_key(key.as_str(), NAMES);
+            if let (Some(Name::Payload), None) = (name, &payload) {
+                payload = Some(match &event_type {
+                    Some(event_type) => {
+                        let encrypted = is_encrypted.flatten();
+                        let source = Stream::<A, R>(&mut map, PhantomData);
+                        Slot::Read(read_payload(event_type, encrypted, source, trace)?)
+                    }
+                    None => Slot::Captured(map.next_value()?),
+                });
+                continue;
+            }
+            let raw: R = map.next_value()?;
+            let text = raw.borrow().get();
+            let path = || key.as_str().to_owned();
+            match name {
+                Some(Name::EventType) if event_type.is_none() => {
+                    let read: EventType = trace.read::<_, A::Error>(path, text)?;
+                    trace.event_type = Some(read.clone());
+                    event_type = Some(read);
+                }
+                // A null or empty id does not take the place of a later alias.
+                Some(Name::Id) if id.is_none() => {
+                    id = trace.read::<_, A::Error>(path, text)?;
+                    trace.event_id.clone_from(&id);
+                }
+                Some(Name::Tenant) if tenant.is_none() => {
+                    tenant = Some(trace.read::<_, A::Error>(path, text)?);
+                }
+                Some(Name::IsEncrypted) if is_encrypted.is_none() => {
+                    is_encrypted = Some(trace.read::<_, A::Error>(path, text)?);
+                }
+                _ => extra.push(key.into_owned(), raw.into_box()),
+            }
+        }
+
+        let event_type = trace.require::<_, A::Error>(event_type, || "eventType".to_owned())?;
+        let is_encrypted = is_encrypted.flatten().unwrap_or(false);
+        let event = match payload {
+            Some(Slot::Read(event)) => event,
+            Some(Slot::Captured(raw)) => {
+                read_payload(&event_type, Some(is_encrypted), Captured(raw, PhantomData), trace)?
+            }
+            None => read_payload(&event_type, Some(is_encrypted), Missing(PhantomData), trace)?,
+        };
+        let mut event = match (is_encrypted, event) {
+            (false, EventEnvelope::Encrypted(event)) => {
+                let kind = ParseErrorKind::InvalidValue {
+                    expected: "an object",
+                    found: crate::de::shorten(event.payload.get()),
+                };
+                return Err(trace.fail("payload".to_owned(), kind));
+            }
+            (true, event) => event.into_encrypted().map_err(de::Error::custom)?,
+            (false, event) => event,
+        };
+        each!(&mut event, e => {
+            e.id = id;
+            e.tenant = tenant.flatten();
+            e.is_encrypted = is_encrypted;
+            e.extra = extra;
+        });
+        Ok(event)
+    }
+}
+
+/// Reads a payload into the event its type makes. A string payload where an
+/// object was expected comes back as `Encrypted`, for the caller to accept or
+/// refuse once `isEncrypted` is known.
+fn read_payload<'de, S: Source<'de>>(
+    event_type: &EventType,
+    is_encrypted: Option<bool>,
+    source: S,
+    trace: &mut Trace,
+) -> Result<EventEnvelope, S::Error> {
+    fn typed<'de, P: Payload, S: Source<'de>>(
+        event_type: &EventType,
+        source: S,
+        trace: &mut Trace,
+        variant: fn(Envelope<P>) -> EventEnvelope,
+    ) -> Result<EventEnvelope, S::Error> {
+        Ok(match source.read::<P>(trace)? {
+            Received::Object(payload) => variant(Envelope::bare(event_type.clone(), payload)),
+            Received::String(raw) => EventEnvelope::Encrypted(Envelope::bare(event_type.clone(), raw)),
+        })
+    }
+    use EventEnvelope as E;
+    if is_encrypted == Some(true) {
+        let raw = source.capture()?;
+        return Ok(E::Encrypted(Envelope::bare(event_type.clone(), raw)));
+    }
+    match event_type {
+        EventType::ContactAcceptsEmailChanged => {
+            typed(event_type, source, trace, E::ContactAcceptsEmailChanged)
+        }
+        EventType::ContactAcceptsSmsChanged => typed(event_type, source, trace, E::ContactAcceptsSmsChanged),
+        EventType::ContactAcceptsPostalChanged => {
+            typed(event_type, source, trace, E::ContactAcceptsPostalChanged)
+        }
+        EventType::LoyaltyAddPoints => typed(event_type, source, trace, E::LoyaltyAddPoints),
+        EventType::PointBalanceUpdated => typed(event_type, source, trace, E::PointBalanceUpdated),
+        EventType::RewardVoucherCreated => typed(event_type, source, trace, E::RewardVoucherCreated),
+        _ => {
+            let raw = source.capture()?;
+            Ok(E::Unknown(Envelope::bare(event_type.clone(), raw)))
+        }
+    }
+}
+
+/// Where a payload is read from.
+trait Source<'de>: Sized {
+    type Error: de::Error;
+    /// Reads the payload as `P` (or as a string).
+    fn read<P: Payload>(self, trace: &mut Trace) -> Result<Received<P>, Self::Error>;
+    /// Keeps the payload as it is.
+    fn capture(self) -> Result<RawPayload, Self::Error>;
+}
+
+/// The next value of the envelope being read: the one-pass case.
+struct Stream<'a, A, R>(&'a mut A, PhantomData<fn() -> R>);
+
+impl<'de, A: MapAccess<'de>, R: RawText<'de>> Source<'de> for Stream<'_, A, R> {
+    type Error = A::Error;
+    fn read<P: Payload>(self, trace: &mut Trace) -> Result<Received<P>, A::Error> {
+        self.0.next_value_seed(PayloadSeed::<P, R>::new(trace))
+    }
+    fn capture(self) -> Result<RawPayload, A::Error> {
+        self.0.next_value::<R>().map(|raw| raw.into_box().into())
+    }
+}
+
+/// A payload captured before the event type was known.
+struct Captured<R, E>(R, PhantomData<fn() -> E>);
+
+impl<'de, R: RawText<'de>, E: de::Error> Source<'de> for Captured<R, E> {
+    type Error = E;
+    fn read<P: Payload>(self, trace: &mut Trace) -> Result<Received<P>, E> {
+        let mut deserializer = serde_json::Deserializer::from_str(self.0.borrow().get());
+        let read = PayloadSeed::<P, &RawValue>::new(trace)
+            .deserialize(&mut deserializer)
+            .and_then(|received| deserializer.end().map(|()| received));
+        // Report the recorded failure: serde_json's positions would be relative to
+        // the payload, not to the body.
+        read.map_err(|error| match &trace.failure {
+            Some(failure) => E::custom(failure),
+            None => E::custom(error),
+        })
+    }
+    fn capture(self) -> Result<RawPayload, E> {
+        Ok(self.0.into_box().into())
+    }
+}
+
+/// No payload at all: an error for a typed event, `null` for any other.
+struct Missing<E>(PhantomData<fn() -> E>);
+
+impl<'de, E: de::Error> Source<'de> for Missing<E> {
+    type Error = E;
+    fn read<P: Payload>(self, trace: &mut Trace) -> Result<Received<P>, E> {
+        Err(trace.fail("payload".to_owned(), ParseErrorKind::MissingField))
+    }
+    fn capture(self) -> Result<RawPayload, E> {
+        Ok(RawValue::NULL.to_owned().into())
+    }
+}
+
+/// Reads `eventType` and the id only, ignoring every value: used to name the event
+/// in an error that happened before they were read.
+pub(crate) fn peek_event(input: &[u8]) -> (Option<EventType>, Option<String>) {
+    struct Peek<'a>(&'a mut (Option<EventType>, Option<String>));
+    impl<'de> Visitor<'de> for Peek<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<Key<'de>>()? {
+                let raw: &RawValue = map.next_value()?;
+                match match_key(key.as_str(), NAMES) {
+                    Some(Name::EventType) if self.0.0.is_none() => {
+                        self.0.0 = EventType::read(raw.get()).ok();
+                    }
+                    Some(Name::Id) if self.0.1.is_none() => {
+                        self.0.1 = Option::<String>::read(raw.get()).ok().flatten();
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
+    }
+    let mut found = (None, None);
+    let mut deserializer = serde_json::Deserializer::from_slice(input);
+    // Whatever was read before a failure is still worth having.
+    let _ = de::Deserializer::deserialize_map(&mut deserializer, Peek(&mut found));
+    found
+}
+
+/// Turns a failed parse of `input` into a [`ParseError`] naming what it can.
+pub(crate) fn parse_error(error: &serde_json::Error, trace: Trace, input: &[u8]) -> ParseError {
+    let failure = match trace.failure {
+        Some(failure) => failure,
+        None if error.is_data() => {
+            // Well-formed JSON that is not an object: the only data error the
+            // visitors leave unrecorded.
+            let found = String::from_utf8_lossy(input);
+            let kind = ParseErrorKind::InvalidValue {
+                expected: "a JSON object",
+                found: crate::de::shorten(found.trim()),
+            };
+            ParseError::new(kind, None)
+        }
+        None => ParseError::syntax(error),
+    };
+    let failure = failure.with_event(trace.event_type, trace.event_id);
+    if failure.event_type().is_some() && failure.event_id().is_some() {
+        return failure;
+    }
+    let (event_type, event_id) = peek_event(input);
+    failure.with_event(event_type, event_id)
+}

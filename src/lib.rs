@@ -1,0 +1,87 @@
+//! Receive Voyado Engage webhooks: typed events, tolerant parsing, handler traits.
+//!
+//! Voyado Engage (a retail CRM and loyalty platform) POSTs a JSON event, through
+//! Svix, whenever a contact's marketing preferences change, points are added, a
+//! point balance moves or a reward voucher is created. This crate turns that body
+//! into an [`EventEnvelope`] with exact decimal amounts and typed timestamps, and
+//! hands it to your [`EventHandler`] or [`AsyncEventHandler`]. It brings no
+//! runtime and no HTTP framework: call it from axum, actix-web or anything else.
+//!
+//! This is not an official Voyado product.
+//!
+//! ```
+//! use voyado_webhooks::{Envelope, EventEnvelope, EventHandler, LoyaltyAddPoints};
+//!
+//! struct PointFollower;
+//!
+//! impl EventHandler for PointFollower {
+//!     type Error = std::convert::Infallible;
+//!
+//!     fn loyalty_add_points(&self, event: &Envelope<LoyaltyAddPoints>) -> Result<(), Self::Error> {
+//!         let points = &event.payload;
+//!         println!("+{} points for {}", points.amount, points.contact_id);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let body = br#"{"eventType": "loyalty.addPoints", "id": "e-1", "isEncrypted": false,
+//!                 "payload": {"amount": 100.10, "contactId": "c-1", "pointDefinitionId": 1,
+//!                             "source": "Automation"}, "tenant": "acme"}"#;
+//! let event = EventEnvelope::from_slice(body)?;
+//! event.dispatch(&PointFollower)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # What is accepted
+//!
+//! Voyado's documentation disagrees with itself on casing, id field names and
+//! types, so reading is tolerant, and keeps what it does not know:
+//!
+//! 1. Field names match ignoring ASCII case and `_`/`-` (`contactId`, `ContactId`,
+//!    `contact_id`), in the envelope and every payload.
+//! 2. The envelope id is read from `id` or `eventId` for every event type. If both
+//!    are present, the first in the document is the id and the other is kept in
+//!    [`Envelope::extra`]. No id is `None`.
+//! 3. Fields come in any order; a payload before `eventType` is read too.
+//! 4. An unknown event type is [`EventEnvelope::Unknown`]; unknown fields go to
+//!    `extra`. Neither is an error. A field repeated under another spelling keeps
+//!    its first value; the repeat goes to `extra`.
+//! 5. Decimals are a JSON number or a numeric string, exact in digits and scale
+//!    (`100.10` stays `100.10`, 28 significant digits survive); a value that would
+//!    need rounding is an error. This holds whether or not serde_json's
+//!    `arbitrary_precision` feature is on in your build.
+//! 6. Integers are a number, a numeric string (`"42"`) or an integral float
+//!    (`42.0`). String fields also take a number, kept as its text. `isEncrypted`
+//!    is a boolean or `"true"`/`"false"`.
+//! 7. Timestamps take `T`, `t` or a space between date and time, any number of
+//!    fraction digits (past nanoseconds truncated), and `Z`, `z`, `±HH:MM`,
+//!    `±HHMM`, `±HH` or no offset (UTC). The offset is kept.
+//! 8. Optional fields may be missing, `null` or `""` (all `None`). A required
+//!    field missing, `null` or malformed is a [`ParseError`] naming it.
+//! 9. Any bad input is a [`ParseError`], never a panic.
+//!
+//! Serializing an [`EventEnvelope`] writes Voyado's documented wire form, and
+//! reading that back gives an equal event.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod de;
+mod error;
+mod event;
+mod handler;
+mod payload;
+mod raw;
+
+pub use error::{ParseError, ParseErrorKind};
+pub use event::{Envelope, EventEnvelope, EventType};
+pub use handler::{AsyncEventHandler, EventHandler};
+pub use payload::{
+    ContactPreferenceChanged, LoyaltyAddPoints, PointBalanceUpdated, Preference, RewardVoucherCreated,
+};
+pub use raw::{Extra, RawPayload};
+
+/// Decimal amounts, as used in payloads (re-exported from `rust_decimal`).
+pub use rust_decimal::Decimal;
+/// Timestamps with their offset, as used in payloads (re-exported from `time`).
+pub use time::OffsetDateTime;
