@@ -21,6 +21,11 @@ use crate::event::EventType;
 /// The most characters of a bad value an error message quotes.
 const FOUND_MAX_CHARS: usize = 60;
 
+/// How deeply a kept value may nest: serde_json's own limit for what it parses.
+/// Kept values are only scanned, never recursed into, but a payload nested deeper
+/// is no payload Voyado sends, and would fail whoever parses it next.
+pub(crate) const MAX_DEPTH: usize = 128;
+
 /// What was wrong with one value: what the field expects, and what it got.
 #[derive(Debug)]
 pub(crate) struct Problem {
@@ -81,6 +86,19 @@ impl Trace {
         })
     }
 
+    /// Keeps a value of `path` as its JSON text, refusing one nested too deeply.
+    pub(crate) fn keep<'de, R: RawText<'de>, E: de::Error>(
+        &mut self,
+        raw: R,
+        path: impl FnOnce() -> String,
+    ) -> Result<Box<RawValue>, E> {
+        if nesting(raw.borrow().get()) > MAX_DEPTH {
+            let kind = ParseErrorKind::TooDeep { limit: MAX_DEPTH };
+            return Err(self.fail(path(), kind));
+        }
+        Ok(raw.into_box())
+    }
+
     /// The value of a field that may be absent: its default, or a "missing" failure.
     pub(crate) fn require<T: Field, E: de::Error>(
         &mut self,
@@ -110,6 +128,29 @@ impl RawText<'_> for Box<RawValue> {
     fn into_box(self) -> Box<RawValue> {
         self
     }
+}
+
+/// How deeply well-formed JSON text nests its arrays and objects.
+fn nesting(json: &str) -> usize {
+    if !json.starts_with(['[', '{']) {
+        return 0;
+    }
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for b in json.bytes() {
+        match (in_string, escaped, b) {
+            (true, true, _) => escaped = false,
+            (true, false, b'\\') => escaped = true,
+            (true, false, b'"') | (false, _, b'"') => in_string = !in_string,
+            (false, _, b'[' | b'{') => {
+                depth = depth.saturating_add(1);
+                deepest = deepest.max(depth);
+            }
+            (false, _, b']' | b'}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// A map key, borrowed from the input when it holds no escapes.
@@ -435,8 +476,8 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<OffsetDateTime> {
             return None;
         }
         for place in 0..9 {
-            let digit = digits.get(place).map_or(0, |d| u32::from(d - b'0'));
-            nanosecond = nanosecond * 10 + digit;
+            let digit = digits.get(place).map_or(Some(0), |&d| digit(d))?;
+            nanosecond = nanosecond.checked_mul(10)?.checked_add(digit)?;
         }
     }
     let offset = match s.0.first() {
@@ -456,7 +497,7 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<OffsetDateTime> {
                 i8::try_from(s.number(2)?).ok()?
             };
             let (hours, minutes) = if negative {
-                (-hours, -minutes)
+                (hours.checked_neg()?, minutes.checked_neg()?)
             } else {
                 (hours, minutes)
             };
@@ -470,6 +511,11 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<OffsetDateTime> {
     let date = Date::from_calendar_date(i32::try_from(year).ok()?, month, day).ok()?;
     let time = Time::from_hms_nano(hour, minute, second, nanosecond).ok()?;
     Some(date.with_time(time).assume_offset(offset))
+}
+
+/// The value of an ASCII digit.
+fn digit(byte: u8) -> Option<u32> {
+    char::from(byte).to_digit(10)
 }
 
 /// A cursor over ASCII bytes for [`parse_timestamp`].
@@ -487,10 +533,7 @@ impl Scanner<'_> {
         let (digits, rest) = self.0.split_at_checked(count)?;
         let mut value = 0u32;
         for &d in digits {
-            if !d.is_ascii_digit() {
-                return None;
-            }
-            value = value * 10 + u32::from(d - b'0');
+            value = value.checked_mul(10)?.checked_add(digit(d)?)?;
         }
         self.0 = rest;
         Some(value)
@@ -660,6 +703,15 @@ mod tests {
         ] {
             assert_eq!(timestamp(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn nesting_counts_brackets_outside_strings() {
+        assert_eq!(nesting("1"), 0);
+        assert_eq!(nesting("\"[[[\""), 0);
+        assert_eq!(nesting("[]"), 1);
+        assert_eq!(nesting(r#"{"a": [{"b": "]]]\\"}, [[]]]}"#), 4);
+        assert_eq!(nesting(r#"["\"[", {"x": "\\\"{"}]"#), 2);
     }
 
     #[test]

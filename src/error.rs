@@ -61,6 +61,12 @@ pub enum ParseErrorKind {
         /// The value received, as JSON text (shortened if long).
         found: String,
     },
+    /// A value nests arrays and objects more deeply than `limit`.
+    #[error("nested more than {limit} levels deep")]
+    TooDeep {
+        /// The deepest nesting accepted.
+        limit: usize,
+    },
 }
 
 impl ParseError {

@@ -198,6 +198,7 @@ impl EventEnvelope {
 
     /// Calls the `handler` method for this event and awaits it. The future is
     /// `Send`, so it can run inside an axum or actix-web handler.
+    #[allow(clippy::manual_async_fn, reason = "the signature promises `Send`")]
     pub fn dispatch_async<'a, H: AsyncEventHandler + ?Sized>(
         &'a self,
         handler: &'a H,

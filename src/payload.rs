@@ -65,7 +65,10 @@ macro_rules! payload {
                                 $field = Some(trace.read::<_, A::Error>(path, raw.borrow().get())?);
                             }
                         )*
-                        _ => extra.push(key.into_owned(), raw.into_box()),
+                        _ => {
+                            let kept = trace.keep::<R, A::Error>(raw, || format!("payload.{}", key.as_str()))?;
+                            extra.push(key.into_owned(), kept);
+                        }
                     }
                 }
                 Ok($name {

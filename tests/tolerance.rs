@@ -1,5 +1,13 @@
 //! The tolerance rules of the crate documentation, one test (or more) per rule.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "a test fails by panicking"
+)]
+
 use voyado_webhooks::{EventEnvelope, EventType, ParseError, ParseErrorKind};
 
 fn parse(json: &str) -> EventEnvelope {
@@ -97,7 +105,8 @@ fn pascal(word: &str) -> String {
 
 #[test]
 fn rule_1_field_names_ignore_case_and_separators() {
-    let spellings: [(&str, fn(&str) -> String); 5] = [
+    type Rename = fn(&str) -> String;
+    let spellings: [(&str, Rename); 5] = [
         ("snake_case", snake),
         ("kebab-case", |w| snake(w).replace('_', "-")),
         ("PascalCase", pascal),

@@ -57,6 +57,7 @@ const NAMES: &[(Name, &[&str])] = &[
 ];
 
 /// The payload as far as it could be read when it was met.
+#[allow(clippy::large_enum_variant, reason = "lives on the stack for one parse")]
 enum Slot<R> {
     /// Read, into the event it makes (its envelope fields filled in at the end).
     Read(EventEnvelope),
@@ -113,7 +114,10 @@ impl<'de, R: RawText<'de>> Visitor<'de> for EnvelopeSeed<'_, R> {
                 Some(Name::IsEncrypted) if is_encrypted.is_none() => {
                     is_encrypted = Some(trace.read::<_, A::Error>(path, text)?);
                 }
-                _ => extra.push(key.into_owned(), raw.into_box()),
+                _ => {
+                    let kept = trace.keep::<R, A::Error>(raw, || key.as_str().to_owned())?;
+                    extra.push(key.into_owned(), kept);
+                }
             }
         }
 
@@ -132,7 +136,7 @@ impl<'de, R: RawText<'de>> Visitor<'de> for EnvelopeSeed<'_, R> {
                     expected: "an object",
                     found: crate::de::shorten(event.payload.get()),
                 };
-                return Err(trace.fail("payload".to_owned(), kind));
+                return Err(trace.fail(payload_path(), kind));
             }
             (true, event) => event.into_encrypted().map_err(de::Error::custom)?,
             (false, event) => event,
@@ -169,7 +173,7 @@ fn read_payload<'de, S: Source<'de>>(
     }
     use EventEnvelope as E;
     if is_encrypted == Some(true) {
-        let raw = source.capture()?;
+        let raw = source.capture(trace)?;
         return Ok(E::Encrypted(Envelope::bare(event_type.clone(), raw)));
     }
     match event_type {
@@ -184,10 +188,14 @@ fn read_payload<'de, S: Source<'de>>(
         EventType::PointBalanceUpdated => typed(event_type, source, trace, E::PointBalanceUpdated),
         EventType::RewardVoucherCreated => typed(event_type, source, trace, E::RewardVoucherCreated),
         _ => {
-            let raw = source.capture()?;
+            let raw = source.capture(trace)?;
             Ok(E::Unknown(Envelope::bare(event_type.clone(), raw)))
         }
     }
+}
+
+fn payload_path() -> String {
+    "payload".to_owned()
 }
 
 /// Where a payload is read from.
@@ -196,7 +204,7 @@ trait Source<'de>: Sized {
     /// Reads the payload as `P` (or as a string).
     fn read<P: Payload>(self, trace: &mut Trace) -> Result<Received<P>, Self::Error>;
     /// Keeps the payload as it is.
-    fn capture(self) -> Result<RawPayload, Self::Error>;
+    fn capture(self, trace: &mut Trace) -> Result<RawPayload, Self::Error>;
 }
 
 /// The next value of the envelope being read: the one-pass case.
@@ -207,8 +215,9 @@ impl<'de, A: MapAccess<'de>, R: RawText<'de>> Source<'de> for Stream<'_, A, R> {
     fn read<P: Payload>(self, trace: &mut Trace) -> Result<Received<P>, A::Error> {
         self.0.next_value_seed(PayloadSeed::<P, R>::new(trace))
     }
-    fn capture(self) -> Result<RawPayload, A::Error> {
-        self.0.next_value::<R>().map(|raw| raw.into_box().into())
+    fn capture(self, trace: &mut Trace) -> Result<RawPayload, A::Error> {
+        let raw: R = self.0.next_value()?;
+        trace.keep(raw, payload_path).map(RawPayload::from)
     }
 }
 
@@ -229,8 +238,8 @@ impl<'de, R: RawText<'de>, E: de::Error> Source<'de> for Captured<R, E> {
             None => E::custom(error),
         })
     }
-    fn capture(self) -> Result<RawPayload, E> {
-        Ok(self.0.into_box().into())
+    fn capture(self, trace: &mut Trace) -> Result<RawPayload, E> {
+        trace.keep(self.0, payload_path).map(RawPayload::from)
     }
 }
 
@@ -240,9 +249,9 @@ struct Missing<E>(PhantomData<fn() -> E>);
 impl<'de, E: de::Error> Source<'de> for Missing<E> {
     type Error = E;
     fn read<P: Payload>(self, trace: &mut Trace) -> Result<Received<P>, E> {
-        Err(trace.fail("payload".to_owned(), ParseErrorKind::MissingField))
+        Err(trace.fail(payload_path(), ParseErrorKind::MissingField))
     }
-    fn capture(self) -> Result<RawPayload, E> {
+    fn capture(self, _: &mut Trace) -> Result<RawPayload, E> {
         Ok(RawValue::NULL.to_owned().into())
     }
 }

@@ -1,0 +1,248 @@
+//! Rule 9: any bad input is a `ParseError`, never a panic.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "a test fails by panicking"
+)]
+
+use voyado_webhooks::{EventEnvelope, EventType, ParseError, ParseErrorKind};
+
+fn fail(body: &[u8]) -> ParseError {
+    match EventEnvelope::from_slice(body) {
+        Ok(event) => panic!("parsed {:?}: {event:?}", String::from_utf8_lossy(body)),
+        Err(error) => error,
+    }
+}
+
+fn syntax_position(error: &ParseError) -> (usize, usize) {
+    match error.kind() {
+        ParseErrorKind::Syntax { line, column, .. } => (*line, *column),
+        other => panic!("not a syntax error: {other:?} ({error})"),
+    }
+}
+
+#[test]
+fn malformed_json_reports_line_and_column() {
+    let error = fail(b"{\n  \"eventType\": \"loyalty.addPoints\",\n  \"payload\": {\"amount\": 1,}\n}");
+    assert_eq!(syntax_position(&error), (3, 27));
+    assert!(
+        error.to_string().contains("invalid JSON at line 3 column 27"),
+        "{error}"
+    );
+    // The event type was read before the syntax error, so it is named.
+    assert_eq!(error.event_type(), Some(&EventType::LoyaltyAddPoints));
+
+    for body in [
+        &b""[..],
+        b"   ",
+        b"{",
+        b"{\"eventType\": ",
+        b"{\"eventType\": \"x\"",
+        b"{\"eventType\": \"x\", \"payload\": {}} trailing",
+        b"{\"eventType\": \"x\", \"payload\": {}}}",
+        b"{'eventType': 'x'}",
+        b"{\"eventType\": \"x\", \"payload\": {\"a\": 01}}",
+        b"{\"eventType\": \"x\", \"payload\": {\"a\": NaN}}",
+        b"{\"eventType\": \"x\", \"payload\": \"\x01\"}",
+    ] {
+        let error = fail(body);
+        syntax_position(&error);
+    }
+}
+
+#[test]
+fn invalid_utf8_is_a_syntax_error() {
+    let error = fail(b"{\"eventType\": \"loyalty.addPoints\", \"payload\": {\"contactId\": \"\xff\xfe\"}}");
+    syntax_position(&error);
+    let error = fail(b"\xef\xbb\xbf{\"eventType\": \"x\", \"payload\": {}}");
+    syntax_position(&error);
+}
+
+#[test]
+fn a_body_that_is_not_an_object_says_so() {
+    for (body, found) in [
+        ("[1, 2]", "[1, 2]"),
+        ("42", "42"),
+        ("\"loyalty.addPoints\"", "\"loyalty.addPoints\""),
+        ("null", "null"),
+    ] {
+        let error = fail(body.as_bytes());
+        assert_eq!(
+            error.kind(),
+            &ParseErrorKind::InvalidValue {
+                expected: "a JSON object",
+                found: found.into()
+            },
+            "{body}"
+        );
+        assert_eq!(error.path(), None);
+    }
+}
+
+#[test]
+fn a_typed_payload_that_is_not_an_object_says_so() {
+    for (payload, found) in [
+        ("[1]", "an array"),
+        ("42", "42"),
+        ("null", "null"),
+        ("true", "true"),
+        ("\"abc\"", "\"abc\""),
+    ] {
+        for first in [true, false] {
+            let json = if first {
+                format!(r#"{{"eventType": "point.balance.updated", "id": "e", "payload": {payload}}}"#)
+            } else {
+                format!(r#"{{"payload": {payload}, "eventType": "point.balance.updated", "id": "e"}}"#)
+            };
+            let error = fail(json.as_bytes());
+            assert_eq!(error.path(), Some("payload"), "{json}");
+            assert_eq!(
+                error.kind(),
+                &ParseErrorKind::InvalidValue {
+                    expected: "an object",
+                    found: found.into()
+                },
+                "{json}"
+            );
+            assert_eq!(error.event_id(), Some("e"));
+        }
+    }
+}
+
+#[test]
+fn envelope_fields_of_the_wrong_type() {
+    for (json, path) in [
+        (r#"{"eventType": 5, "payload": {}}"#, "eventType"),
+        (r#"{"eventType": "", "payload": {}}"#, "eventType"),
+        (r#"{"eventType": null, "payload": {}}"#, "eventType"),
+        (r#"{"eventType": "x", "id": [1], "payload": {}}"#, "id"),
+        (r#"{"eventType": "x", "tenant": {}, "payload": {}}"#, "tenant"),
+        (
+            r#"{"eventType": "x", "is_encrypted": 1, "payload": {}}"#,
+            "is_encrypted",
+        ),
+    ] {
+        let error = fail(json.as_bytes());
+        assert_eq!(error.path(), Some(path), "{json}");
+        assert!(
+            matches!(error.kind(), ParseErrorKind::InvalidValue { .. }),
+            "{json}"
+        );
+    }
+}
+
+#[test]
+fn deep_nesting_is_refused_without_overflowing_the_stack() {
+    let nest = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    for depth in [129, 100_000] {
+        let nested = nest(depth);
+        for (json, path) in [
+            (
+                format!(r#"{{"eventType": "x.y", "payload": {nested}}}"#),
+                "payload",
+            ),
+            (
+                format!(r#"{{"payload": {nested}, "eventType": "x.y"}}"#),
+                "payload",
+            ),
+            (
+                format!(r#"{{"eventType": "x.y", "isEncrypted": true, "payload": {nested}}}"#),
+                "payload",
+            ),
+            (
+                format!(r#"{{"eventType": "x.y", "payload": {{}}, "extra": {nested}}}"#),
+                "extra",
+            ),
+            (
+                format!(
+                    r#"{{"eventType": "loyalty.addPoints", "payload": {{"amount": 1, "contactId": "c", "deep": {nested}}}}}"#
+                ),
+                "payload.deep",
+            ),
+            (
+                format!(r#"{{"payload": {{"deep": {nested}}}, "eventType": "loyalty.addPoints"}}"#),
+                "payload.deep",
+            ),
+        ] {
+            let error = fail(json.as_bytes());
+            assert_eq!(
+                error.kind(),
+                &ParseErrorKind::TooDeep { limit: 128 },
+                "{path} at {depth}"
+            );
+            assert_eq!(error.path(), Some(path));
+        }
+    }
+    // 128 levels are fine.
+    let json = format!(
+        r#"{{"eventType": "x.y", "payload": {{"a": 1}}, "extra": {}}}"#,
+        nest(128)
+    );
+    assert!(EventEnvelope::from_slice(json.as_bytes()).is_ok());
+    // Typed fields are read by serde_json, which has the same limit.
+    let json = format!(
+        r#"{{"eventType": "loyalty.addPoints", "payload": {{"amount": {}, "contactId": "c"}}}}"#,
+        nest(100_000)
+    );
+    assert!(EventEnvelope::from_slice(json.as_bytes()).is_err());
+}
+
+#[test]
+fn huge_values_are_errors_or_kept_not_panics() {
+    let digits = "9".repeat(10_000);
+    let json = format!(
+        r#"{{"eventType": "loyalty.addPoints", "payload": {{"amount": {digits}, "contactId": "c"}}}}"#
+    );
+    let error = fail(json.as_bytes());
+    assert_eq!(error.path(), Some("payload.amount"));
+    let ParseErrorKind::InvalidValue { found, .. } = error.kind() else {
+        panic!()
+    };
+    assert!(found.len() < 100, "the message quotes a bounded excerpt");
+
+    let json = format!(r#"{{"eventType": "x.y", "payload": {{"n": {digits}e99999}}}}"#);
+    let EventEnvelope::Unknown(event) = EventEnvelope::from_slice(json.as_bytes()).unwrap() else {
+        panic!()
+    };
+    assert!(event.payload.get().ends_with("e99999}"), "kept verbatim");
+
+    let exponent = r#"{"eventType": "loyalty.addPoints", "payload": {"amount": 1e99999999999999999999, "contactId": "c"}}"#;
+    assert_eq!(fail(exponent.as_bytes()).path(), Some("payload.amount"));
+}
+
+/// Bytes flipped, cut and repeated at every position of every fixture: each result
+/// is an event or a `ParseError`, and an error's message is never empty.
+#[test]
+fn mutated_fixtures_never_panic() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let replacements: &[&[u8]] = &[
+        b"", b"\"", b"{", b"}", b"[", b"0", b"-", b".", b"e", b"\\", b"\xff", b"null", b"\"\"",
+    ];
+    let mut parsed = 0usize;
+    let mut failed = 0usize;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let original = std::fs::read(entry.unwrap().path()).unwrap();
+        for at in 0..original.len() {
+            for replacement in replacements {
+                let mut body = original[..at].to_vec();
+                body.extend_from_slice(replacement);
+                body.extend_from_slice(&original[at + 1..]);
+                match EventEnvelope::from_slice(&body) {
+                    Ok(_) => parsed += 1,
+                    Err(error) => {
+                        assert!(!error.to_string().is_empty());
+                        failed += 1;
+                    }
+                }
+            }
+            // Cut before the closing brace: never valid.
+            if original[at..].contains(&b'}') {
+                assert!(EventEnvelope::from_slice(&original[..at]).is_err());
+            }
+        }
+    }
+    assert!(parsed > 1000 && failed > 1000, "parsed {parsed}, failed {failed}");
+}

@@ -1,0 +1,272 @@
+//! Dispatch: each event reaches its method, defaults forward as documented, and the
+//! async handler's future is `Send`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "a test fails by panicking"
+)]
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
+
+use voyado_webhooks::{
+    AsyncEventHandler, ContactPreferenceChanged, Envelope, EventEnvelope, EventHandler, EventType, Extra,
+    LoyaltyAddPoints, ParseError, ParseErrorKind, PointBalanceUpdated, Preference, RawPayload,
+    RewardVoucherCreated,
+};
+
+/// One delivery of each variant, with the method each must reach.
+fn deliveries() -> Vec<(EventEnvelope, &'static str)> {
+    let cases = [
+        (
+            r#"{"eventType": "contact.acceptsEmail.changed", "id": "1", "payload": {"contactId": "c"}}"#,
+            "email",
+        ),
+        (
+            r#"{"eventType": "contact.acceptsSms.changed", "id": "2", "payload": {"contactId": "c"}}"#,
+            "sms",
+        ),
+        (
+            r#"{"eventType": "contact.acceptsPostal.changed", "id": "3", "payload": {"contactId": "c"}}"#,
+            "postal",
+        ),
+        (
+            r#"{"eventType": "loyalty.addPoints", "id": "4", "payload": {"amount": 1, "contactId": "c"}}"#,
+            "points",
+        ),
+        (
+            r#"{"eventType": "point.balance.updated", "id": "5", "payload": {"balance": 1, "contactId": "c"}}"#,
+            "balance",
+        ),
+        (
+            r#"{"eventType": "reward.voucher.created", "id": "6", "payload": {"Amount": 1, "ContactId": "c", "Id": "v", "UniqueCode": "u"}}"#,
+            "voucher",
+        ),
+        (
+            r#"{"eventType": "loyalty.addPoints", "id": "7", "isEncrypted": true, "payload": "abc"}"#,
+            "encrypted",
+        ),
+        (
+            r#"{"eventType": "contact.created", "id": "8", "payload": {}}"#,
+            "unknown",
+        ),
+    ];
+    cases
+        .iter()
+        .map(|(json, method)| (json.parse().unwrap(), *method))
+        .collect()
+}
+
+/// Overrides every method and records which ran.
+#[derive(Default)]
+struct Everything(Mutex<Vec<String>>);
+
+impl Everything {
+    fn saw(&self, what: impl Into<String>) -> Result<(), ()> {
+        self.0.lock().unwrap().push(what.into());
+        Ok(())
+    }
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
+}
+
+impl EventHandler for Everything {
+    type Error = ();
+    fn contact_accepts_email_changed(&self, _: &Envelope<ContactPreferenceChanged>) -> Result<(), ()> {
+        self.saw("email")
+    }
+    fn contact_accepts_sms_changed(&self, _: &Envelope<ContactPreferenceChanged>) -> Result<(), ()> {
+        self.saw("sms")
+    }
+    fn contact_accepts_postal_changed(&self, _: &Envelope<ContactPreferenceChanged>) -> Result<(), ()> {
+        self.saw("postal")
+    }
+    fn loyalty_add_points(&self, _: &Envelope<LoyaltyAddPoints>) -> Result<(), ()> {
+        self.saw("points")
+    }
+    fn point_balance_updated(&self, _: &Envelope<PointBalanceUpdated>) -> Result<(), ()> {
+        self.saw("balance")
+    }
+    fn reward_voucher_created(&self, _: &Envelope<RewardVoucherCreated>) -> Result<(), ()> {
+        self.saw("voucher")
+    }
+    fn encrypted(&self, _: &Envelope<RawPayload>) -> Result<(), ()> {
+        self.saw("encrypted")
+    }
+    fn unknown(&self, _: &Envelope<RawPayload>) -> Result<(), ()> {
+        self.saw("unknown")
+    }
+}
+
+#[test]
+fn each_variant_reaches_its_method() {
+    let handler = Everything::default();
+    for (event, method) in deliveries() {
+        event.dispatch(&handler).unwrap();
+        assert_eq!(handler.take(), [method]);
+    }
+}
+
+/// Overrides only the two catch-alls.
+#[derive(Default)]
+struct Defaults(Mutex<Vec<String>>);
+
+impl EventHandler for Defaults {
+    type Error = ();
+    fn contact_preference_changed(
+        &self,
+        preference: Preference,
+        event: &Envelope<ContactPreferenceChanged>,
+    ) -> Result<(), ()> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{preference} {}", event.payload.contact_id));
+        Ok(())
+    }
+    fn unhandled(&self, event_type: &EventType, id: Option<&str>) -> Result<(), ()> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("unhandled {event_type} {}", id.unwrap_or("-")));
+        Ok(())
+    }
+}
+
+#[test]
+fn defaults_forward_to_the_catch_alls() {
+    let handler = Defaults::default();
+    for (event, _) in deliveries() {
+        event.dispatch(&handler).unwrap();
+    }
+    assert_eq!(
+        handler.0.into_inner().unwrap(),
+        [
+            "acceptsEmail c",
+            "acceptsSms c",
+            "acceptsPostal c",
+            "unhandled loyalty.addPoints 4",
+            "unhandled point.balance.updated 5",
+            "unhandled reward.voucher.created 6",
+            "unhandled loyalty.addPoints 7",
+            "unhandled contact.created 8",
+        ]
+    );
+}
+
+#[test]
+fn a_handler_with_no_overrides_accepts_everything() {
+    struct Nothing;
+    impl EventHandler for Nothing {
+        type Error = std::convert::Infallible;
+    }
+    for (event, _) in deliveries() {
+        assert_eq!(event.dispatch(&Nothing), Ok(()));
+    }
+    // Through a trait object too.
+    let dynamic: &dyn EventHandler<Error = std::convert::Infallible> = &Nothing;
+    assert_eq!(deliveries()[0].0.dispatch(dynamic), Ok(()));
+}
+
+#[test]
+fn a_handler_error_comes_back() {
+    struct Failing;
+    impl EventHandler for Failing {
+        type Error = String;
+        fn point_balance_updated(&self, event: &Envelope<PointBalanceUpdated>) -> Result<(), String> {
+            Err(format!("database down for {}", event.payload.contact_id))
+        }
+    }
+    let results: Vec<_> = deliveries()
+        .into_iter()
+        .map(|(event, _)| event.dispatch(&Failing))
+        .collect();
+    assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1);
+    assert_eq!(results[4], Err("database down for c".to_owned()));
+}
+
+/// Polls a future to completion; the handlers here never wait.
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut context = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+    }
+}
+
+#[derive(Default)]
+struct AsyncRecorder(Mutex<Vec<String>>);
+
+impl AsyncEventHandler for AsyncRecorder {
+    type Error = String;
+    async fn contact_preference_changed(
+        &self,
+        preference: Preference,
+        _: &Envelope<ContactPreferenceChanged>,
+    ) -> Result<(), String> {
+        self.0.lock().unwrap().push(preference.to_string());
+        Ok(())
+    }
+    async fn reward_voucher_created(&self, event: &Envelope<RewardVoucherCreated>) -> Result<(), String> {
+        Err(format!("voucher {} refused", event.payload.unique_code))
+    }
+    async fn unhandled(&self, event_type: &EventType, _: Option<&str>) -> Result<(), String> {
+        self.0.lock().unwrap().push(format!("unhandled {event_type}"));
+        Ok(())
+    }
+}
+
+fn assert_send<T: Send>(value: T) -> T {
+    value
+}
+
+#[test]
+fn async_dispatch_routes_like_sync_dispatch_with_send_futures() {
+    let handler = AsyncRecorder::default();
+    let mut errors = Vec::new();
+    for (event, _) in deliveries() {
+        if let Err(e) = block_on(assert_send(event.dispatch_async(&handler))) {
+            errors.push(e);
+        }
+    }
+    assert_eq!(errors, ["voucher u refused"]);
+    assert_eq!(
+        handler.0.into_inner().unwrap(),
+        [
+            "acceptsEmail",
+            "acceptsSms",
+            "acceptsPostal",
+            "unhandled loyalty.addPoints",
+            "unhandled point.balance.updated",
+            "unhandled loyalty.addPoints",
+            "unhandled contact.created",
+        ]
+    );
+}
+
+#[test]
+fn public_types_are_send_sync_and_errors_are_errors() {
+    fn data<T: Send + Sync + Clone + PartialEq + Eq + std::fmt::Debug + 'static>() {}
+    fn error<T: std::error::Error + Send + Sync + 'static>() {}
+    data::<EventEnvelope>();
+    data::<Envelope<RawPayload>>();
+    data::<EventType>();
+    data::<ContactPreferenceChanged>();
+    data::<LoyaltyAddPoints>();
+    data::<PointBalanceUpdated>();
+    data::<RewardVoucherCreated>();
+    data::<Preference>();
+    data::<RawPayload>();
+    data::<Extra>();
+    data::<ParseError>();
+    data::<ParseErrorKind>();
+    error::<ParseError>();
+}
