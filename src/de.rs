@@ -234,7 +234,6 @@ pub(crate) enum Json<'a> {
 impl<'a> Json<'a> {
     /// Classifies raw JSON text (as captured by serde_json, so already well-formed).
     fn classify(raw: &'a str) -> Json<'a> {
-        let raw = raw.trim();
         match raw.as_bytes().first() {
             Some(b'n') => Json::Null,
             Some(b't') => Json::Bool(true),
@@ -245,7 +244,7 @@ impl<'a> Json<'a> {
                     .strip_prefix('"')
                     .and_then(|s| s.strip_suffix('"'))
                     .unwrap_or_default();
-                if inner.contains('\\') {
+                if inner.as_bytes().contains(&b'\\') {
                     // Escapes: let serde_json undo them (rare, so a second look is fine).
                     match serde_json::from_str::<String>(raw) {
                         Ok(s) => Json::String(Cow::Owned(s)),

@@ -100,6 +100,21 @@ impl ParseError {
         ParseError::new(kind, None)
     }
 
+    /// A body that is not UTF-8 from byte `offset` on.
+    pub(crate) fn not_utf8(body: &[u8], offset: usize) -> Self {
+        let before = body.get(..offset).unwrap_or(body);
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |at| at.saturating_add(1));
+        let kind = ParseErrorKind::Syntax {
+            message: "invalid UTF-8".to_owned(),
+            line: before.iter().filter(|&&b| b == b'\n').count().saturating_add(1),
+            column: offset.saturating_sub(line_start).saturating_add(1),
+        };
+        ParseError::new(kind, None)
+    }
+
     /// What kind of problem this is.
     pub fn kind(&self) -> &ParseErrorKind {
         &self.0.kind

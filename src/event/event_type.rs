@@ -71,9 +71,10 @@ event_types! {
 
 impl EventType {
     fn known(name: &str) -> Option<EventType> {
-        Self::KNOWN
-            .iter()
-            .find(|known| known.as_str().eq_ignore_ascii_case(name))
+        let known = || Self::KNOWN.iter();
+        known()
+            .find(|known| known.as_str() == name)
+            .or_else(|| known().find(|known| known.as_str().eq_ignore_ascii_case(name)))
             .cloned()
     }
 }

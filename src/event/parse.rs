@@ -75,7 +75,6 @@ impl<'de, R: RawText<'de>> Visitor<'de> for EnvelopeSeed<'_, R> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EventEnvelope, A::Error> {
         let trace = self.trace;
         let mut event_type: Option<EventType> = None;
-        let mut id: Option<String> = None;
         let mut tenant: Option<Option<String>> = None;
         let mut is_encrypted: Option<Option<bool>> = None;
         let mut payload: Option<Slot<R>> = None;
@@ -103,10 +102,10 @@ impl<'de, R: RawText<'de>> Visitor<'de> for EnvelopeSeed<'_, R> {
                     trace.event_type = Some(read.clone());
                     event_type = Some(read);
                 }
-                // A null or empty id does not take the place of a later alias.
-                Some(Name::Id) if id.is_none() => {
-                    id = trace.read::<_, A::Error>(path, text)?;
-                    trace.event_id.clone_from(&id);
+                // The trace holds the id, to name it in errors. A null or empty id
+                // does not take the place of a later alias.
+                Some(Name::Id) if trace.event_id.is_none() => {
+                    trace.event_id = trace.read::<_, A::Error>(path, text)?;
                 }
                 Some(Name::Tenant) if tenant.is_none() => {
                     tenant = Some(trace.read::<_, A::Error>(path, text)?);
@@ -142,7 +141,7 @@ impl<'de, R: RawText<'de>> Visitor<'de> for EnvelopeSeed<'_, R> {
             (false, event) => event,
         };
         each!(&mut event, e => {
-            e.id = id;
+            e.id = trace.event_id.take();
             e.tenant = tenant.flatten();
             e.is_encrypted = is_encrypted;
             e.extra = extra;
