@@ -70,12 +70,26 @@ mod de;
 mod error;
 mod event;
 mod handler;
+mod headers;
+#[cfg(feature = "verify")]
+mod idempotency;
 mod payload;
 mod raw;
+#[cfg(feature = "verify")]
+mod receive;
+#[cfg(feature = "verify")]
+mod verify;
 
 pub use error::{ParseError, ParseErrorKind};
 pub use event::{Envelope, EventEnvelope, EventType};
 pub use handler::{AsyncEventHandler, EventHandler};
+pub use headers::HeaderSource;
+#[cfg(feature = "verify")]
+pub use idempotency::{DEFAULT_CAPACITY, DEFAULT_TTL, IdempotencyStore, MemoryIdempotencyStore};
+#[cfg(feature = "verify")]
+pub use receive::{Delivery, Handled, ReceiveError};
+#[cfg(feature = "verify")]
+pub use verify::{DEFAULT_TOLERANCE, SecretError, VerifiedHeaders, VerifyError, Webhook};
 pub use payload::{
     ContactPreferenceChanged, LoyaltyAddPoints, PointBalanceUpdated, Preference, RewardVoucherCreated,
 };

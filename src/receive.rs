@@ -1,0 +1,188 @@
+//! The receive pipeline: verify, parse, de-duplicate, dispatch, and the status to
+//! answer Svix with.
+//!
+//! Svix counts a delivery as done only when it gets a 2xx within about 15 s, and
+//! retries every other answer (immediately, then after 5 s, 5 min, 30 min, 2 h,
+//! 5 h, 10 h and 10 h). The status therefore does not stop retries; it tells
+//! whoever reads the delivery log in the Svix portal what went wrong:
+//!
+//! | Outcome | Status | Why |
+//! |---|---|---|
+//! | handled, a duplicate, or an event type nobody handles | 200 | done; never send it again |
+//! | [`VerifyError`] | 401 | wrong secret, a stale or replayed request, or not from Svix |
+//! | [`ParseError`] | 400 | a body this crate cannot read: fix or upgrade, and the retries get through |
+//! | handler failed ([`ReceiveError::Handler`]) | 500 | a passing fault: the retry may succeed |
+
+use std::error::Error;
+use std::future::Future;
+
+use time::OffsetDateTime;
+
+use crate::error::ParseError;
+use crate::event::EventEnvelope;
+use crate::handler::AsyncEventHandler;
+use crate::headers::HeaderSource;
+use crate::idempotency::IdempotencyStore;
+use crate::verify::{VerifyError, Webhook};
+
+/// An authentic, parsed delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Delivery {
+    /// The Svix message id (`svix-id`): the same on every retry.
+    pub message_id: String,
+    /// When Svix signed this attempt.
+    pub timestamp: OffsetDateTime,
+    /// The event.
+    pub event: EventEnvelope,
+}
+
+impl Delivery {
+    /// The key to de-duplicate retries by: the Svix message id. (The event's own
+    /// `id` is not always present.)
+    pub fn idempotency_key(&self) -> &str {
+        &self.message_id
+    }
+}
+
+/// Why a delivery was not handled, and what to answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiveError {
+    /// The delivery failed signature verification.
+    #[error("rejected delivery: {0}")]
+    Verify(#[from] VerifyError),
+    /// The delivery is authentic but its body could not be read.
+    #[error("unreadable delivery: {0}")]
+    Parse(#[from] ParseError),
+    /// The event handler failed.
+    #[error("event handler failed: {0}")]
+    Handler(Box<dyn Error + Send + Sync>),
+}
+
+impl ReceiveError {
+    /// A handler's error, answered with 500 so Svix retries the delivery.
+    ///
+    /// ```
+    /// use voyado_webhooks::ReceiveError;
+    ///
+    /// let error = ReceiveError::handler("database unavailable");
+    /// assert_eq!(error.status_code(), 500);
+    /// assert_eq!(error.to_string(), "event handler failed: database unavailable");
+    /// ```
+    pub fn handler(error: impl Into<Box<dyn Error + Send + Sync>>) -> Self {
+        ReceiveError::Handler(error.into())
+    }
+
+    /// The HTTP status to answer with (see the table in the module docs):
+    /// 401 for verification failures, 400 for unreadable bodies, 500 for handler
+    /// failures.
+    pub fn status_code(&self) -> u16 {
+        match self {
+            ReceiveError::Verify(_) => 401,
+            ReceiveError::Parse(_) => 400,
+            ReceiveError::Handler(_) => 500,
+        }
+    }
+}
+
+/// What [`Webhook::handle`] did with a delivery. Either way, answer 200.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// The handler ran and succeeded.
+    Processed(Delivery),
+    /// The message id was seen before: the handler did not run again.
+    Duplicate(Delivery),
+}
+
+impl Handled {
+    /// The delivery.
+    pub fn delivery(&self) -> &Delivery {
+        match self {
+            Handled::Processed(delivery) | Handled::Duplicate(delivery) => delivery,
+        }
+    }
+
+    /// The HTTP status to answer with: 200.
+    pub fn status_code(&self) -> u16 {
+        200
+    }
+}
+
+impl Webhook {
+    /// Verifies a delivery, then parses it. `body` must be the raw request body.
+    ///
+    /// ```
+    /// use voyado_webhooks::{EventEnvelope, Webhook};
+    ///
+    /// let webhook = Webhook::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?;
+    /// let body = br#"{"eventType": "point.balance.updated", "payload": {"balance": 10, "contactId": "c-1"}}"#;
+    /// let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    /// let signature = webhook.sign("msg_1", now, body);
+    /// let headers = [("svix-id", "msg_1"), ("svix-timestamp", &now.to_string()), ("svix-signature", &signature)];
+    ///
+    /// let delivery = webhook.receive(&headers, body)?;
+    /// assert_eq!(delivery.idempotency_key(), "msg_1");
+    /// assert!(matches!(delivery.event, EventEnvelope::PointBalanceUpdated(_)));
+    ///
+    /// let forged = webhook.receive(&headers, br#"{"eventType": "point.balance.updated"}"#).unwrap_err();
+    /// assert_eq!(forged.status_code(), 401);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn receive(&self, headers: &(impl HeaderSource + ?Sized), body: &[u8]) -> Result<Delivery, ReceiveError> {
+        self.receive_at(headers, body, OffsetDateTime::now_utc())
+    }
+
+    /// [`receive`](Self::receive) as of `now`.
+    pub fn receive_at(
+        &self,
+        headers: &(impl HeaderSource + ?Sized),
+        body: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<Delivery, ReceiveError> {
+        let verified = self.verify_at(headers, body, now)?;
+        let event = EventEnvelope::from_slice(body)?;
+        Ok(Delivery {
+            message_id: verified.message_id,
+            timestamp: verified.timestamp,
+            event,
+        })
+    }
+
+    /// The whole pipeline: [`receive`](Self::receive), skip a message id `store`
+    /// has seen, dispatch to `handler`, and on a handler error forget the id
+    /// again so Svix's retry is handled. Answer with the result's `status_code()`.
+    ///
+    /// Verification and parsing happen before the future is created, so it
+    /// borrows neither `headers` nor `body`. A retry that arrives while the first
+    /// attempt's handler is still running counts as a duplicate: keep handlers
+    /// well under Svix's 15-second timeout.
+    pub fn handle<'a, H, S>(
+        &'a self,
+        headers: &(impl HeaderSource + ?Sized),
+        body: &[u8],
+        store: &'a S,
+        handler: &'a H,
+    ) -> impl Future<Output = Result<Handled, ReceiveError>> + Send + 'a
+    where
+        H: AsyncEventHandler + ?Sized,
+        H::Error: Into<Box<dyn Error + Send + Sync>>,
+        S: IdempotencyStore + ?Sized,
+    {
+        let received = self.receive(headers, body);
+        async move {
+            let delivery = received?;
+            let key = delivery.idempotency_key();
+            if !store.first_seen(key) {
+                return Ok(Handled::Duplicate(delivery));
+            }
+            match delivery.event.dispatch_async(handler).await {
+                Ok(()) => Ok(Handled::Processed(delivery)),
+                Err(error) => {
+                    store.forget(key);
+                    Err(ReceiveError::handler(error))
+                }
+            }
+        }
+    }
+}

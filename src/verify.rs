@@ -1,0 +1,461 @@
+//! Svix signature verification: [`Webhook`], and the errors it reports.
+//!
+//! Voyado delivers through Svix and tells integrators to leave the endpoint
+//! unauthenticated and check the signature instead. A delivery is authentic when
+//! one of the `v1` signatures in `svix-signature` (or `webhook-signature`) is
+//! `base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}"))` over the raw body bytes,
+//! and its timestamp is within the tolerance of now (both directions), so a
+//! captured request cannot be replayed later.
+
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use time::{Duration, OffsetDateTime};
+
+use crate::headers::HeaderSource;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The prefix of a Svix signing secret.
+const SECRET_PREFIX: &str = "whsec_";
+
+/// How far a delivery's timestamp may be from now, either way, by default.
+pub const DEFAULT_TOLERANCE: Duration = Duration::minutes(5);
+
+/// Standard base64, with or without padding: secrets are pasted by people.
+const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// The header names Svix may use: its own, or the Standard Webhooks ones.
+struct HeaderNames {
+    id: &'static str,
+    timestamp: &'static str,
+    signature: &'static str,
+}
+
+const SVIX: HeaderNames = HeaderNames {
+    id: "svix-id",
+    timestamp: "svix-timestamp",
+    signature: "svix-signature",
+};
+
+const STANDARD_WEBHOOKS: HeaderNames = HeaderNames {
+    id: "webhook-id",
+    timestamp: "webhook-timestamp",
+    signature: "webhook-signature",
+};
+
+/// Why a signing secret was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SecretError {
+    /// The secret (after any `whsec_` prefix) is empty.
+    #[error("the signing secret is empty")]
+    Empty,
+    /// The secret (after any `whsec_` prefix) is not base64.
+    #[error("the signing secret is not base64 (expected `whsec_` followed by base64)")]
+    NotBase64,
+}
+
+/// Why a delivery failed verification. Any of these means: do not trust the body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// A required header is absent (or its value is not text).
+    #[error("missing header `{0}`")]
+    MissingHeader(&'static str),
+    /// The timestamp header is not Unix seconds.
+    #[error("malformed timestamp header: expected Unix seconds, found {0:?}")]
+    InvalidTimestamp(String),
+    /// The timestamp is older than the tolerance: a late or replayed delivery.
+    #[error("timestamp is {age} old, more than the {tolerance} tolerance")]
+    TimestampTooOld {
+        /// How old the timestamp is.
+        age: Duration,
+        /// The tolerance in force.
+        tolerance: Duration,
+    },
+    /// The timestamp is further in the future than the tolerance.
+    #[error("timestamp is {ahead} in the future, more than the {tolerance} tolerance")]
+    TimestampTooNew {
+        /// How far ahead the timestamp is.
+        ahead: Duration,
+        /// The tolerance in force.
+        tolerance: Duration,
+    },
+    /// The signature header holds no `version,signature` entry at all.
+    #[error("malformed signature header: expected space-separated `v1,<base64>` entries")]
+    InvalidSignatureHeader,
+    /// No `v1` signature matches: a wrong secret, or a body that is not the one
+    /// Svix signed (re-serialized JSON never matches).
+    #[error("no signature matches")]
+    NoMatchingSignature,
+}
+
+/// The authenticated headers of a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifiedHeaders {
+    /// The Svix message id (`svix-id`), the same on every retry of a delivery.
+    pub message_id: String,
+    /// When Svix signed the delivery.
+    pub timestamp: OffsetDateTime,
+}
+
+/// An endpoint's signing secret: verifies deliveries, and signs test requests.
+///
+/// ```
+/// use voyado_webhooks::Webhook;
+///
+/// // The public Svix test vector.
+/// let webhook = Webhook::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?;
+/// let body = br#"{"test": 2432232314}"#;
+/// let signature = webhook.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
+/// assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+///
+/// let headers = [
+///     ("svix-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+///     ("svix-timestamp", "1614265330"),
+///     ("svix-signature", signature.as_str()),
+/// ];
+/// let now = time::OffsetDateTime::from_unix_timestamp(1614265330 + 60)?;
+/// let verified = webhook.verify_at(&headers, body, now)?;
+/// assert_eq!(verified.message_id, "msg_p5jXN8AQM9LWM0D4loKWxJek");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Webhook {
+    /// HMAC state keyed with the secret, cloned for each message.
+    keyed: HmacSha256,
+    tolerance: Duration,
+}
+
+impl Webhook {
+    /// A webhook from the endpoint's signing secret, as shown in the Svix portal:
+    /// `whsec_` followed by base64, or the base64 alone. Surrounding whitespace
+    /// is ignored.
+    pub fn new(secret: &str) -> Result<Webhook, SecretError> {
+        let secret = secret.trim();
+        let encoded = secret.strip_prefix(SECRET_PREFIX).unwrap_or(secret);
+        if encoded.is_empty() {
+            return Err(SecretError::Empty);
+        }
+        let key = LENIENT.decode(encoded).map_err(|_| SecretError::NotBase64)?;
+        Webhook::from_bytes(&key)
+    }
+
+    /// A webhook from the raw key bytes (the base64-decoded secret).
+    pub fn from_bytes(key: &[u8]) -> Result<Webhook, SecretError> {
+        if key.is_empty() {
+            return Err(SecretError::Empty);
+        }
+        // HMAC takes keys of any length: this error cannot happen.
+        let keyed = <HmacSha256 as Mac>::new_from_slice(key).map_err(|_| SecretError::Empty)?;
+        Ok(Webhook {
+            keyed,
+            tolerance: DEFAULT_TOLERANCE,
+        })
+    }
+
+    /// The same webhook accepting timestamps up to `tolerance` from now, either
+    /// way (default [`DEFAULT_TOLERANCE`], 5 minutes). A negative tolerance is
+    /// taken as its absolute value.
+    pub fn with_tolerance(mut self, tolerance: Duration) -> Webhook {
+        self.tolerance = tolerance.abs();
+        self
+    }
+
+    /// The signature header value for a message: `v1,<base64>`. Use it to send
+    /// correctly signed requests to your own endpoint in tests.
+    pub fn sign(&self, message_id: &str, timestamp: i64, body: &[u8]) -> String {
+        let tag = self.mac(message_id, &timestamp.to_string(), body).finalize().into_bytes();
+        format!("v1,{}", STANDARD.encode(tag))
+    }
+
+    /// Verifies a delivery against the current time. `body` must be the raw
+    /// request body, byte for byte.
+    pub fn verify(&self, headers: &(impl HeaderSource + ?Sized), body: &[u8]) -> Result<VerifiedHeaders, VerifyError> {
+        self.verify_at(headers, body, OffsetDateTime::now_utc())
+    }
+
+    /// Verifies a delivery as of `now`.
+    pub fn verify_at(
+        &self,
+        headers: &(impl HeaderSource + ?Sized),
+        body: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<VerifiedHeaders, VerifyError> {
+        let names = if headers.header(SVIX.id).is_some() { &SVIX } else { &STANDARD_WEBHOOKS };
+        let get = |name| headers.header(name).ok_or(VerifyError::MissingHeader(name));
+        let (id, timestamp_text, signatures) = (get(names.id)?, get(names.timestamp)?, get(names.signature)?);
+
+        let timestamp = parse_timestamp(timestamp_text)?;
+        let offset = now - timestamp;
+        if offset > self.tolerance {
+            return Err(VerifyError::TimestampTooOld {
+                age: offset,
+                tolerance: self.tolerance,
+            });
+        }
+        if -offset > self.tolerance {
+            return Err(VerifyError::TimestampTooNew {
+                ahead: -offset,
+                tolerance: self.tolerance,
+            });
+        }
+
+        let expected = self.mac(id, timestamp_text, body).finalize().into_bytes();
+        let mut well_formed = false;
+        let mut matched = false;
+        for entry in signatures.split_ascii_whitespace() {
+            let Some((version, signature)) = entry.split_once(',') else {
+                continue;
+            };
+            well_formed = true;
+            if version != "v1" {
+                continue;
+            }
+            // A wrong length never matches; an equal length is compared in constant
+            // time. Every entry is checked, so timing does not tell which matched.
+            if let Ok(candidate) = STANDARD.decode(signature) {
+                matched |= candidate.len() == expected.len() && bool::from(candidate.ct_eq(&expected));
+            }
+        }
+        match (matched, well_formed) {
+            (true, _) => Ok(VerifiedHeaders {
+                message_id: id.to_owned(),
+                timestamp,
+            }),
+            (false, true) => Err(VerifyError::NoMatchingSignature),
+            (false, false) => Err(VerifyError::InvalidSignatureHeader),
+        }
+    }
+
+    /// HMAC-SHA256 over `{id}.{timestamp}.{body}`, fed in parts so the body is
+    /// never copied.
+    fn mac(&self, id: &str, timestamp: &str, body: &[u8]) -> HmacSha256 {
+        let mut mac = self.keyed.clone();
+        for part in [id.as_bytes(), b".", timestamp.as_bytes(), b".", body] {
+            mac.update(part);
+        }
+        mac
+    }
+}
+
+/// Never shows the key.
+impl fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("Webhook");
+        debug.field("key", &"<redacted>").field("tolerance", &self.tolerance);
+        debug.finish()
+    }
+}
+
+/// Unix seconds, digits only (an optional leading `-`), as Svix sends them.
+fn parse_timestamp(text: &str) -> Result<OffsetDateTime, VerifyError> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let invalid = || VerifyError::InvalidTimestamp(crate::de::shorten(text));
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let seconds: i64 = text.parse().map_err(|_| invalid())?;
+    OffsetDateTime::from_unix_timestamp(seconds).map_err(|_| invalid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+    const TIMESTAMP: i64 = 1614265330;
+    const BODY: &[u8] = br#"{"test": 2432232314}"#;
+    const SIGNATURE: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+
+    fn webhook() -> Webhook {
+        Webhook::new(SECRET).unwrap()
+    }
+
+    fn at(seconds: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(seconds).unwrap()
+    }
+
+    fn verify(signature: &str) -> Result<VerifiedHeaders, VerifyError> {
+        let headers = [("svix-id", ID), ("svix-timestamp", "1614265330"), ("svix-signature", signature)];
+        webhook().verify_at(&headers, BODY, at(TIMESTAMP))
+    }
+
+    #[test]
+    fn the_public_test_vector_signs_and_verifies() {
+        assert_eq!(webhook().sign(ID, TIMESTAMP, BODY), SIGNATURE);
+        let verified = verify(SIGNATURE).unwrap();
+        assert_eq!(verified.message_id, ID);
+        assert_eq!(verified.timestamp, at(TIMESTAMP));
+    }
+
+    #[test]
+    fn secrets_with_or_without_prefix_padding_or_whitespace() {
+        let bare = SECRET.trim_start_matches("whsec_");
+        for secret in [SECRET, bare, &format!("  {SECRET}\n"), "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"] {
+            assert_eq!(Webhook::new(secret).unwrap().sign(ID, TIMESTAMP, BODY), SIGNATURE, "{secret:?}");
+        }
+        let unpadded = Webhook::new("whsec_YWJj").unwrap().sign(ID, 1, b"");
+        assert_eq!(Webhook::new("whsec_YWJj=").err(), Some(SecretError::NotBase64));
+        assert_eq!(Webhook::from_bytes(b"abc").unwrap().sign(ID, 1, b""), unpadded);
+        for (secret, error) in [
+            ("", SecretError::Empty),
+            ("whsec_", SecretError::Empty),
+            ("   ", SecretError::Empty),
+            ("whsec_not base64!", SecretError::NotBase64),
+            ("whsec_\u{e9}t\u{e9}", SecretError::NotBase64),
+        ] {
+            assert_eq!(Webhook::new(secret).err(), Some(error), "{secret:?}");
+        }
+        assert_eq!(Webhook::from_bytes(b"").err(), Some(SecretError::Empty));
+    }
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let debug = format!("{:?}", webhook());
+        assert!(debug.contains("<redacted>"), "{debug}");
+        assert!(!debug.contains("MfKQ9r8"), "{debug}");
+        assert!(!debug.to_lowercase().contains("31f290"), "{debug}"); // the key's first bytes in hex
+    }
+
+    #[test]
+    fn any_matching_v1_entry_passes_and_other_versions_are_ignored() {
+        let wrong = "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        assert!(verify(&format!("{wrong} {SIGNATURE}")).is_ok());
+        assert!(verify(&format!("{SIGNATURE} {wrong}")).is_ok());
+        assert!(verify(&format!("v1a,abc  {SIGNATURE}\tv2,xyz")).is_ok());
+        let other_version = SIGNATURE.replace("v1,", "v1a,");
+        assert_eq!(verify(&other_version), Err(VerifyError::NoMatchingSignature));
+        assert_eq!(verify(wrong), Err(VerifyError::NoMatchingSignature));
+    }
+
+    #[test]
+    fn empty_truncated_and_padded_signatures_never_pass() {
+        let encoded = SIGNATURE.trim_start_matches("v1,");
+        for bad in [
+            "v1,".to_owned(),
+            "v1, ".to_owned(),
+            format!("v1,{}", &encoded[..4]),
+            format!("v1,{}", &encoded[..encoded.len() - 4]),
+            format!("v1,{}", &encoded[..encoded.len() - 1]),
+            format!("v1,{encoded}AAAA"),
+            format!("v1,{}", STANDARD.encode(&STANDARD.decode(encoded).unwrap()[..31])),
+            format!("v1,{}", encoded.to_lowercase()),
+            "v1,g0hM9SsE".to_owned(),
+        ] {
+            assert_eq!(verify(&bad), Err(VerifyError::NoMatchingSignature), "{bad:?}");
+        }
+        for malformed in ["", "   ", "g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", "v1"] {
+            assert_eq!(verify(malformed), Err(VerifyError::InvalidSignatureHeader), "{malformed:?}");
+        }
+    }
+
+    #[test]
+    fn the_body_id_and_timestamp_are_all_signed() {
+        let webhook = webhook();
+        let headers = |id: &str, ts: &str| vec![("svix-id", id.to_owned()), ("svix-timestamp", ts.to_owned()), ("svix-signature", SIGNATURE.to_owned())];
+        let now = at(TIMESTAMP);
+        let err = Err(VerifyError::NoMatchingSignature);
+        assert_eq!(webhook.verify_at(&headers(ID, "1614265330"), br#"{"test": 2432232315}"#, now), err);
+        assert_eq!(webhook.verify_at(&headers(ID, "1614265330"), br#"{"test":2432232314}"#, now), err);
+        assert_eq!(webhook.verify_at(&headers("msg_other", "1614265330"), BODY, now), err);
+        assert_eq!(webhook.verify_at(&headers(ID, "1614265331"), BODY, now), err);
+        let other = Webhook::new("whsec_dGhlIHdyb25nIHNlY3JldA==").unwrap();
+        assert_eq!(other.verify_at(&headers(ID, "1614265330"), BODY, now), err);
+    }
+
+    #[test]
+    fn bodies_need_not_be_utf8() {
+        let body = b"\xff\xfe\x00binary";
+        let signature = webhook().sign(ID, TIMESTAMP, body);
+        let headers = [("svix-id", ID), ("svix-timestamp", "1614265330"), ("svix-signature", signature.as_str())];
+        assert!(webhook().verify_at(&headers, body, at(TIMESTAMP)).is_ok());
+    }
+
+    #[test]
+    fn standard_webhooks_header_names_and_any_case() {
+        let headers = [("Webhook-Id", ID), ("WEBHOOK-TIMESTAMP", "1614265330"), ("webhook-signature", SIGNATURE)];
+        assert_eq!(webhook().verify_at(&headers, BODY, at(TIMESTAMP)).map(|v| v.message_id), Ok(ID.to_owned()));
+        let headers = [("SVIX-ID", ID), ("Svix-Timestamp", "1614265330"), ("svix-SIGNATURE", SIGNATURE)];
+        assert!(webhook().verify_at(&headers, BODY, at(TIMESTAMP)).is_ok());
+    }
+
+    #[test]
+    fn each_missing_header_is_named() {
+        let all = [("svix-id", ID), ("svix-timestamp", "1614265330"), ("svix-signature", SIGNATURE)];
+        for (i, (name, _)) in all.iter().enumerate() {
+            let headers: Vec<_> = all.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, h)| *h).collect();
+            let expected = if *name == "svix-id" { "webhook-id" } else { name };
+            assert_eq!(
+                webhook().verify_at(&headers, BODY, at(TIMESTAMP)),
+                Err(VerifyError::MissingHeader(expected))
+            );
+        }
+        let none: [(&str, &str); 0] = [];
+        assert_eq!(webhook().verify_at(&none, BODY, at(TIMESTAMP)), Err(VerifyError::MissingHeader("webhook-id")));
+    }
+
+    #[test]
+    fn timestamps_outside_the_tolerance_either_way_are_refused() {
+        let webhook = webhook();
+        let check = |now: i64| verify_now(&webhook, now);
+        assert!(check(TIMESTAMP + 300).is_ok());
+        assert!(check(TIMESTAMP - 300).is_ok());
+        assert_eq!(
+            check(TIMESTAMP + 301),
+            Err(VerifyError::TimestampTooOld { age: Duration::seconds(301), tolerance: DEFAULT_TOLERANCE })
+        );
+        assert_eq!(
+            check(TIMESTAMP - 301),
+            Err(VerifyError::TimestampTooNew { ahead: Duration::seconds(301), tolerance: DEFAULT_TOLERANCE })
+        );
+        let strict = webhook.with_tolerance(Duration::seconds(-10));
+        assert!(verify_now(&strict, TIMESTAMP + 10).is_ok());
+        assert!(matches!(verify_now(&strict, TIMESTAMP + 11), Err(VerifyError::TimestampTooOld { .. })));
+        let error = verify_now(&strict, TIMESTAMP + 3600).unwrap_err();
+        assert_eq!(error.to_string(), "timestamp is 1h old, more than the 10s tolerance");
+    }
+
+    fn verify_now(webhook: &Webhook, now: i64) -> Result<VerifiedHeaders, VerifyError> {
+        let headers = [("svix-id", ID), ("svix-timestamp", "1614265330"), ("svix-signature", SIGNATURE)];
+        webhook.verify_at(&headers, BODY, at(now))
+    }
+
+    #[test]
+    fn malformed_timestamps_are_refused_before_anything_else() {
+        for bad in ["", " 1614265330", "1614265330 ", "+1614265330", "1614265330.0", "1e9", "99999999999999999999", "-", "9223372036854775807", "١٦١٤"] {
+            let headers = [("svix-id", ID), ("svix-timestamp", bad), ("svix-signature", SIGNATURE)];
+            assert!(
+                matches!(webhook().verify_at(&headers, BODY, at(TIMESTAMP)), Err(VerifyError::InvalidTimestamp(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn huge_and_hostile_headers_are_errors() {
+        let huge = "v1,".to_owned() + &"A".repeat(1 << 20);
+        assert_eq!(verify(&huge), Err(VerifyError::NoMatchingSignature));
+        let many = format!("{} {SIGNATURE}", "v1,AAAA ".repeat(10_000));
+        assert!(verify(&many).is_ok());
+        let hostile = "v1,\u{0}\u{ffff}é,, ,v1 ,,,,";
+        assert_eq!(verify(hostile), Err(VerifyError::NoMatchingSignature));
+        let long_ts = "9".repeat(100_000);
+        let headers = [("svix-id", ID), ("svix-timestamp", long_ts.as_str()), ("svix-signature", SIGNATURE)];
+        let Err(VerifyError::InvalidTimestamp(found)) = webhook().verify_at(&headers, BODY, at(TIMESTAMP)) else {
+            panic!()
+        };
+        assert!(found.len() < 100);
+    }
+}
