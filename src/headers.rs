@@ -97,7 +97,7 @@ mod tests {
         let hash: HashMap<String, String> = [("SVIX-TIMESTAMP".to_owned(), "1".to_owned())].into();
         assert_eq!(hash.header("svix-timestamp"), Some("1"));
         let btree: BTreeMap<String, String> = [("svix-Signature".to_owned(), "v1,x".to_owned())].into();
-        assert_eq!((&btree).header("svix-signature"), Some("v1,x"));
+        assert_eq!(btree.header("svix-signature"), Some("v1,x"));
     }
 
     #[cfg(feature = "http")]

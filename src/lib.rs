@@ -86,14 +86,14 @@ pub use handler::{AsyncEventHandler, EventHandler};
 pub use headers::HeaderSource;
 #[cfg(feature = "verify")]
 pub use idempotency::{DEFAULT_CAPACITY, DEFAULT_TTL, IdempotencyStore, MemoryIdempotencyStore};
-#[cfg(feature = "verify")]
-pub use receive::{Delivery, Handled, ReceiveError};
-#[cfg(feature = "verify")]
-pub use verify::{DEFAULT_TOLERANCE, SecretError, VerifiedHeaders, VerifyError, Webhook};
 pub use payload::{
     ContactPreferenceChanged, LoyaltyAddPoints, PointBalanceUpdated, Preference, RewardVoucherCreated,
 };
 pub use raw::{Extra, RawPayload};
+#[cfg(feature = "verify")]
+pub use receive::{Delivery, Handled, ReceiveError};
+#[cfg(feature = "verify")]
+pub use verify::{DEFAULT_TOLERANCE, SecretError, VerifiedHeaders, VerifyError, Webhook};
 
 /// Decimal amounts, as used in payloads (re-exported from `rust_decimal`).
 pub use rust_decimal::Decimal;

@@ -129,7 +129,11 @@ impl Webhook {
     /// assert_eq!(forged.status_code(), 401);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn receive(&self, headers: &(impl HeaderSource + ?Sized), body: &[u8]) -> Result<Delivery, ReceiveError> {
+    pub fn receive(
+        &self,
+        headers: &(impl HeaderSource + ?Sized),
+        body: &[u8],
+    ) -> Result<Delivery, ReceiveError> {
         self.receive_at(headers, body, OffsetDateTime::now_utc())
     }
 
@@ -184,5 +188,41 @@ impl Webhook {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_has_its_status() {
+        let parse = EventEnvelope::from_slice(b"{").unwrap_err();
+        assert_eq!(
+            ReceiveError::from(VerifyError::NoMatchingSignature).status_code(),
+            401
+        );
+        assert_eq!(
+            ReceiveError::from(VerifyError::MissingHeader("svix-id")).status_code(),
+            401
+        );
+        assert_eq!(ReceiveError::from(parse).status_code(), 400);
+        assert_eq!(
+            ReceiveError::handler(std::io::Error::other("down")).status_code(),
+            500
+        );
+    }
+
+    #[test]
+    fn errors_and_deliveries_can_cross_threads() {
+        fn error<T: Error + Send + Sync + 'static>() {}
+        fn data<T: Send + Sync + Clone + std::fmt::Debug>() {}
+        error::<ReceiveError>();
+        error::<VerifyError>();
+        error::<crate::SecretError>();
+        data::<Delivery>();
+        data::<Handled>();
+        data::<Webhook>();
+        data::<crate::VerifiedHeaders>();
     }
 }

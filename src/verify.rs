@@ -175,13 +175,20 @@ impl Webhook {
     /// The signature header value for a message: `v1,<base64>`. Use it to send
     /// correctly signed requests to your own endpoint in tests.
     pub fn sign(&self, message_id: &str, timestamp: i64, body: &[u8]) -> String {
-        let tag = self.mac(message_id, &timestamp.to_string(), body).finalize().into_bytes();
+        let tag = self
+            .mac(message_id, &timestamp.to_string(), body)
+            .finalize()
+            .into_bytes();
         format!("v1,{}", STANDARD.encode(tag))
     }
 
     /// Verifies a delivery against the current time. `body` must be the raw
     /// request body, byte for byte.
-    pub fn verify(&self, headers: &(impl HeaderSource + ?Sized), body: &[u8]) -> Result<VerifiedHeaders, VerifyError> {
+    pub fn verify(
+        &self,
+        headers: &(impl HeaderSource + ?Sized),
+        body: &[u8],
+    ) -> Result<VerifiedHeaders, VerifyError> {
         self.verify_at(headers, body, OffsetDateTime::now_utc())
     }
 
@@ -192,21 +199,25 @@ impl Webhook {
         body: &[u8],
         now: OffsetDateTime,
     ) -> Result<VerifiedHeaders, VerifyError> {
-        let names = if headers.header(SVIX.id).is_some() { &SVIX } else { &STANDARD_WEBHOOKS };
+        // Svix's names unless only the Standard Webhooks id is there.
+        let standard = headers.header(SVIX.id).is_none() && headers.header(STANDARD_WEBHOOKS.id).is_some();
+        let names = if standard { &STANDARD_WEBHOOKS } else { &SVIX };
         let get = |name| headers.header(name).ok_or(VerifyError::MissingHeader(name));
         let (id, timestamp_text, signatures) = (get(names.id)?, get(names.timestamp)?, get(names.signature)?);
 
         let timestamp = parse_timestamp(timestamp_text)?;
-        let offset = now - timestamp;
-        if offset > self.tolerance {
+        let (now, sent) = (now.unix_timestamp(), timestamp.unix_timestamp());
+        let age = Duration::seconds(now.saturating_sub(sent));
+        if age > self.tolerance {
             return Err(VerifyError::TimestampTooOld {
-                age: offset,
+                age,
                 tolerance: self.tolerance,
             });
         }
-        if -offset > self.tolerance {
+        let ahead = Duration::seconds(sent.saturating_sub(now));
+        if ahead > self.tolerance {
             return Err(VerifyError::TimestampTooNew {
-                ahead: -offset,
+                ahead,
                 tolerance: self.tolerance,
             });
         }
@@ -253,7 +264,9 @@ impl Webhook {
 impl fmt::Debug for Webhook {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut debug = f.debug_struct("Webhook");
-        debug.field("key", &"<redacted>").field("tolerance", &self.tolerance);
+        debug
+            .field("key", &"<redacted>")
+            .field("tolerance", &self.tolerance);
         debug.finish()
     }
 }
@@ -288,7 +301,11 @@ mod tests {
     }
 
     fn verify(signature: &str) -> Result<VerifiedHeaders, VerifyError> {
-        let headers = [("svix-id", ID), ("svix-timestamp", "1614265330"), ("svix-signature", signature)];
+        let headers = [
+            ("svix-id", ID),
+            ("svix-timestamp", "1614265330"),
+            ("svix-signature", signature),
+        ];
         webhook().verify_at(&headers, BODY, at(TIMESTAMP))
     }
 
@@ -303,8 +320,17 @@ mod tests {
     #[test]
     fn secrets_with_or_without_prefix_padding_or_whitespace() {
         let bare = SECRET.trim_start_matches("whsec_");
-        for secret in [SECRET, bare, &format!("  {SECRET}\n"), "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"] {
-            assert_eq!(Webhook::new(secret).unwrap().sign(ID, TIMESTAMP, BODY), SIGNATURE, "{secret:?}");
+        for secret in [
+            SECRET,
+            bare,
+            &format!("  {SECRET}\n"),
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ] {
+            assert_eq!(
+                Webhook::new(secret).unwrap().sign(ID, TIMESTAMP, BODY),
+                SIGNATURE,
+                "{secret:?}"
+            );
         }
         let unpadded = Webhook::new("whsec_YWJj").unwrap().sign(ID, 1, b"");
         assert_eq!(Webhook::new("whsec_YWJj=").err(), Some(SecretError::NotBase64));
@@ -357,19 +383,38 @@ mod tests {
             assert_eq!(verify(&bad), Err(VerifyError::NoMatchingSignature), "{bad:?}");
         }
         for malformed in ["", "   ", "g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", "v1"] {
-            assert_eq!(verify(malformed), Err(VerifyError::InvalidSignatureHeader), "{malformed:?}");
+            assert_eq!(
+                verify(malformed),
+                Err(VerifyError::InvalidSignatureHeader),
+                "{malformed:?}"
+            );
         }
     }
 
     #[test]
     fn the_body_id_and_timestamp_are_all_signed() {
         let webhook = webhook();
-        let headers = |id: &str, ts: &str| vec![("svix-id", id.to_owned()), ("svix-timestamp", ts.to_owned()), ("svix-signature", SIGNATURE.to_owned())];
+        let headers = |id: &str, ts: &str| {
+            vec![
+                ("svix-id", id.to_owned()),
+                ("svix-timestamp", ts.to_owned()),
+                ("svix-signature", SIGNATURE.to_owned()),
+            ]
+        };
         let now = at(TIMESTAMP);
         let err = Err(VerifyError::NoMatchingSignature);
-        assert_eq!(webhook.verify_at(&headers(ID, "1614265330"), br#"{"test": 2432232315}"#, now), err);
-        assert_eq!(webhook.verify_at(&headers(ID, "1614265330"), br#"{"test":2432232314}"#, now), err);
-        assert_eq!(webhook.verify_at(&headers("msg_other", "1614265330"), BODY, now), err);
+        assert_eq!(
+            webhook.verify_at(&headers(ID, "1614265330"), br#"{"test": 2432232315}"#, now),
+            err
+        );
+        assert_eq!(
+            webhook.verify_at(&headers(ID, "1614265330"), br#"{"test":2432232314}"#, now),
+            err
+        );
+        assert_eq!(
+            webhook.verify_at(&headers("msg_other", "1614265330"), BODY, now),
+            err
+        );
         assert_eq!(webhook.verify_at(&headers(ID, "1614265331"), BODY, now), err);
         let other = Webhook::new("whsec_dGhlIHdyb25nIHNlY3JldA==").unwrap();
         assert_eq!(other.verify_at(&headers(ID, "1614265330"), BODY, now), err);
@@ -379,31 +424,64 @@ mod tests {
     fn bodies_need_not_be_utf8() {
         let body = b"\xff\xfe\x00binary";
         let signature = webhook().sign(ID, TIMESTAMP, body);
-        let headers = [("svix-id", ID), ("svix-timestamp", "1614265330"), ("svix-signature", signature.as_str())];
+        let headers = [
+            ("svix-id", ID),
+            ("svix-timestamp", "1614265330"),
+            ("svix-signature", signature.as_str()),
+        ];
         assert!(webhook().verify_at(&headers, body, at(TIMESTAMP)).is_ok());
     }
 
     #[test]
     fn standard_webhooks_header_names_and_any_case() {
-        let headers = [("Webhook-Id", ID), ("WEBHOOK-TIMESTAMP", "1614265330"), ("webhook-signature", SIGNATURE)];
-        assert_eq!(webhook().verify_at(&headers, BODY, at(TIMESTAMP)).map(|v| v.message_id), Ok(ID.to_owned()));
-        let headers = [("SVIX-ID", ID), ("Svix-Timestamp", "1614265330"), ("svix-SIGNATURE", SIGNATURE)];
+        let headers = [
+            ("Webhook-Id", ID),
+            ("WEBHOOK-TIMESTAMP", "1614265330"),
+            ("webhook-signature", SIGNATURE),
+        ];
+        assert_eq!(
+            webhook()
+                .verify_at(&headers, BODY, at(TIMESTAMP))
+                .map(|v| v.message_id),
+            Ok(ID.to_owned())
+        );
+        let headers = [
+            ("SVIX-ID", ID),
+            ("Svix-Timestamp", "1614265330"),
+            ("svix-SIGNATURE", SIGNATURE),
+        ];
         assert!(webhook().verify_at(&headers, BODY, at(TIMESTAMP)).is_ok());
     }
 
     #[test]
     fn each_missing_header_is_named() {
-        let all = [("svix-id", ID), ("svix-timestamp", "1614265330"), ("svix-signature", SIGNATURE)];
+        let all = [
+            ("svix-id", ID),
+            ("svix-timestamp", "1614265330"),
+            ("svix-signature", SIGNATURE),
+        ];
         for (i, (name, _)) in all.iter().enumerate() {
-            let headers: Vec<_> = all.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, h)| *h).collect();
-            let expected = if *name == "svix-id" { "webhook-id" } else { name };
+            let headers: Vec<_> = all
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, h)| *h)
+                .collect();
             assert_eq!(
                 webhook().verify_at(&headers, BODY, at(TIMESTAMP)),
-                Err(VerifyError::MissingHeader(expected))
+                Err(VerifyError::MissingHeader(name))
             );
         }
         let none: [(&str, &str); 0] = [];
-        assert_eq!(webhook().verify_at(&none, BODY, at(TIMESTAMP)), Err(VerifyError::MissingHeader("webhook-id")));
+        assert_eq!(
+            webhook().verify_at(&none, BODY, at(TIMESTAMP)),
+            Err(VerifyError::MissingHeader("svix-id"))
+        );
+        let standard = [("webhook-id", ID), ("webhook-timestamp", "1614265330")];
+        assert_eq!(
+            webhook().verify_at(&standard, BODY, at(TIMESTAMP)),
+            Err(VerifyError::MissingHeader("webhook-signature"))
+        );
     }
 
     #[test]
@@ -414,30 +492,64 @@ mod tests {
         assert!(check(TIMESTAMP - 300).is_ok());
         assert_eq!(
             check(TIMESTAMP + 301),
-            Err(VerifyError::TimestampTooOld { age: Duration::seconds(301), tolerance: DEFAULT_TOLERANCE })
+            Err(VerifyError::TimestampTooOld {
+                age: Duration::seconds(301),
+                tolerance: DEFAULT_TOLERANCE
+            })
         );
         assert_eq!(
             check(TIMESTAMP - 301),
-            Err(VerifyError::TimestampTooNew { ahead: Duration::seconds(301), tolerance: DEFAULT_TOLERANCE })
+            Err(VerifyError::TimestampTooNew {
+                ahead: Duration::seconds(301),
+                tolerance: DEFAULT_TOLERANCE
+            })
         );
         let strict = webhook.with_tolerance(Duration::seconds(-10));
         assert!(verify_now(&strict, TIMESTAMP + 10).is_ok());
-        assert!(matches!(verify_now(&strict, TIMESTAMP + 11), Err(VerifyError::TimestampTooOld { .. })));
+        assert!(matches!(
+            verify_now(&strict, TIMESTAMP + 11),
+            Err(VerifyError::TimestampTooOld { .. })
+        ));
         let error = verify_now(&strict, TIMESTAMP + 3600).unwrap_err();
-        assert_eq!(error.to_string(), "timestamp is 1h old, more than the 10s tolerance");
+        assert_eq!(
+            error.to_string(),
+            "timestamp is 1h old, more than the 10s tolerance"
+        );
     }
 
     fn verify_now(webhook: &Webhook, now: i64) -> Result<VerifiedHeaders, VerifyError> {
-        let headers = [("svix-id", ID), ("svix-timestamp", "1614265330"), ("svix-signature", SIGNATURE)];
+        let headers = [
+            ("svix-id", ID),
+            ("svix-timestamp", "1614265330"),
+            ("svix-signature", SIGNATURE),
+        ];
         webhook.verify_at(&headers, BODY, at(now))
     }
 
     #[test]
     fn malformed_timestamps_are_refused_before_anything_else() {
-        for bad in ["", " 1614265330", "1614265330 ", "+1614265330", "1614265330.0", "1e9", "99999999999999999999", "-", "9223372036854775807", "١٦١٤"] {
-            let headers = [("svix-id", ID), ("svix-timestamp", bad), ("svix-signature", SIGNATURE)];
+        for bad in [
+            "",
+            " 1614265330",
+            "1614265330 ",
+            "+1614265330",
+            "1614265330.0",
+            "1e9",
+            "99999999999999999999",
+            "-",
+            "9223372036854775807",
+            "١٦١٤",
+        ] {
+            let headers = [
+                ("svix-id", ID),
+                ("svix-timestamp", bad),
+                ("svix-signature", SIGNATURE),
+            ];
             assert!(
-                matches!(webhook().verify_at(&headers, BODY, at(TIMESTAMP)), Err(VerifyError::InvalidTimestamp(_))),
+                matches!(
+                    webhook().verify_at(&headers, BODY, at(TIMESTAMP)),
+                    Err(VerifyError::InvalidTimestamp(_))
+                ),
                 "{bad:?}"
             );
         }
@@ -452,8 +564,13 @@ mod tests {
         let hostile = "v1,\u{0}\u{ffff}é,, ,v1 ,,,,";
         assert_eq!(verify(hostile), Err(VerifyError::NoMatchingSignature));
         let long_ts = "9".repeat(100_000);
-        let headers = [("svix-id", ID), ("svix-timestamp", long_ts.as_str()), ("svix-signature", SIGNATURE)];
-        let Err(VerifyError::InvalidTimestamp(found)) = webhook().verify_at(&headers, BODY, at(TIMESTAMP)) else {
+        let headers = [
+            ("svix-id", ID),
+            ("svix-timestamp", long_ts.as_str()),
+            ("svix-signature", SIGNATURE),
+        ];
+        let Err(VerifyError::InvalidTimestamp(found)) = webhook().verify_at(&headers, BODY, at(TIMESTAMP))
+        else {
             panic!()
         };
         assert!(found.len() < 100);
