@@ -2,6 +2,9 @@
 //!
 //! ```text
 //! VOYADO_WEBHOOK_SECRET=whsec_... cargo run --example actix_receiver
+//! # with payload encryption switched on in Engage:
+//! VOYADO_WEBHOOK_SECRET=whsec_... VOYADO_WEBHOOK_ENCRYPTION_KEY=... \
+//!   cargo run --example actix_receiver --features decrypt
 //! ```
 //!
 //! The same endpoint as `axum_receiver`: `POST /webhooks/voyado` verifies the Svix

@@ -2,6 +2,9 @@
 //!
 //! ```text
 //! VOYADO_WEBHOOK_SECRET=whsec_... cargo run --example axum_receiver --features http
+//! # with payload encryption switched on in Engage:
+//! VOYADO_WEBHOOK_SECRET=whsec_... VOYADO_WEBHOOK_ENCRYPTION_KEY=... \
+//!   cargo run --example axum_receiver --features http,decrypt
 //! ```
 //!
 //! `POST /webhooks/voyado` verifies the Svix signature over the raw body, parses

@@ -7,9 +7,18 @@
 //! ```
 //!
 //! Save a delivery's body from your tenant's Svix portal as a `.json` file to see
-//! how this crate reads it. The exit code is 1 if any file failed.
+//! how this crate reads it. With `--features decrypt` and the Engage encryption
+//! key in `VOYADO_WEBHOOK_ENCRYPTION_KEY`, encrypted deliveries are decrypted:
+//!
+//! ```text
+//! VOYADO_WEBHOOK_ENCRYPTION_KEY=VoyadoEngageFixtureKey0123456789 \
+//!   cargo run --example replay --features decrypt -- tests/fixtures/encrypted
+//! ```
+//!
+//! The exit code is 1 if any file failed.
 
 use std::convert::Infallible;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -26,7 +35,9 @@ struct Printer<'a> {
 
 impl Printer<'_> {
     fn line<P>(&self, event: &Envelope<P>, contact: Option<&str>, detail: &str) {
-        println!(
+        // A closed pipe (`| head`) just ends the output.
+        let _ = writeln!(
+            std::io::stdout(),
             "{}: {} id={} contact={} {detail}",
             self.file,
             event.event_type,
@@ -130,11 +141,47 @@ fn collect(path: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "decrypt")]
+type Key = voyado_webhooks::Decryptor;
+#[cfg(not(feature = "decrypt"))]
+type Key = ();
+
+#[cfg(feature = "decrypt")]
+fn decryption_key(key: &str) -> Result<Key, String> {
+    voyado_webhooks::Decryptor::new(key).map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "decrypt"))]
+fn decryption_key(_: &str) -> Result<Key, String> {
+    Err("decrypting needs `--features decrypt`".into())
+}
+
+/// Decrypts an encrypted event when a key was given.
+fn decrypt(event: EventEnvelope, key: &Option<Key>) -> Result<EventEnvelope, String> {
+    match key {
+        #[cfg(feature = "decrypt")]
+        Some(decryptor) => event.decrypt(decryptor).map_err(|e| e.to_string()),
+        _ => Ok(event),
+    }
+}
+
 fn main() -> ExitCode {
     let mut paths: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
     if paths.is_empty() {
         paths.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"));
     }
+
+    let key = match std::env::var("VOYADO_WEBHOOK_ENCRYPTION_KEY")
+        .ok()
+        .map(|k| decryption_key(&k))
+    {
+        Some(Err(error)) => {
+            eprintln!("error: VOYADO_WEBHOOK_ENCRYPTION_KEY: {error}");
+            return ExitCode::FAILURE;
+        }
+        Some(Ok(key)) => Some(key),
+        None => None,
+    };
 
     let mut files = Vec::new();
     let mut failed = 0usize;
@@ -145,10 +192,15 @@ fn main() -> ExitCode {
         }
     }
 
+    let cwd = std::env::current_dir().ok();
     for file in &files {
-        let name = file
-            .file_name()
-            .map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into());
+        // Shown relative to the working directory when it is below it.
+        let name = cwd
+            .as_deref()
+            .and_then(|cwd| file.strip_prefix(cwd).ok())
+            .unwrap_or(file)
+            .display()
+            .to_string();
         let body = match std::fs::read(file) {
             Ok(body) => body,
             Err(error) => {
@@ -157,7 +209,10 @@ fn main() -> ExitCode {
                 continue;
             }
         };
-        match EventEnvelope::from_slice(&body) {
+        match EventEnvelope::from_slice(&body)
+            .map_err(|e| e.to_string())
+            .and_then(|e| decrypt(e, &key))
+        {
             Ok(event) => match event.dispatch(&Printer { file: &name }) {
                 Ok(()) => {}
                 Err(never) => match never {},

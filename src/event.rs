@@ -12,7 +12,7 @@ use crate::de::Trace;
 use crate::error::ParseError;
 use crate::handler::{AsyncEventHandler, EventHandler};
 use crate::payload::{ContactPreferenceChanged, LoyaltyAddPoints, PointBalanceUpdated, RewardVoucherCreated};
-use crate::raw::RawPayload;
+use crate::raw::{Extra, RawPayload};
 
 /// Evaluates `$body` with `$e` bound to the envelope of whichever variant `$event` is.
 macro_rules! each {
@@ -209,6 +209,50 @@ impl EventEnvelope {
         handler: &'a H,
     ) -> impl Future<Output = Result<(), H::Error>> + Send + 'a {
         async move { route!(self, handler, await) }
+    }
+
+    /// Decrypts an `Encrypted` event into the typed variant for its event type (or
+    /// `Unknown`), with `is_encrypted` false. Any other event is returned as it is.
+    ///
+    /// ```
+    /// use voyado_webhooks::{Decryptor, EventEnvelope};
+    ///
+    /// let decryptor = Decryptor::new("VoyadoEngageFixtureKey0123456789")?;
+    /// let body = r#"{"eventType": "contact.acceptsEmail.changed", "isEncrypted": true,
+    ///   "payload": "AAECAwQFBgcICQoLDA0OD-URVF_XKbleEgLhaHz7Y8TkWz0eDFi0scQfu_UXzU1GKfuM9zsyyDKuvkrkn_GCkVIA1XLfiYM3Pe96HdQHggCaweHjG2s6yBF9i7zE07ul"}"#;
+    /// let event = body.parse::<EventEnvelope>()?.decrypt(&decryptor)?;
+    /// let EventEnvelope::ContactAcceptsEmailChanged(event) = event else { unreachable!() };
+    /// assert_eq!(event.payload.accepts, Some(false));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "decrypt")]
+    pub fn decrypt(
+        self,
+        decryptor: &crate::decrypt::Decryptor,
+    ) -> Result<EventEnvelope, crate::decrypt::DecryptError> {
+        let EventEnvelope::Encrypted(envelope) = self else {
+            return Ok(self);
+        };
+        let plain = decryptor.decrypt_payload(&envelope.payload)?;
+        let mut event = parse::decrypted_payload(&envelope.event_type, envelope.id.clone(), plain)?;
+        event.set_head(envelope.id, envelope.tenant, false, envelope.extra);
+        Ok(event)
+    }
+
+    /// Sets the envelope fields around the payload.
+    pub(crate) fn set_head(
+        &mut self,
+        id: Option<String>,
+        tenant: Option<String>,
+        is_encrypted: bool,
+        extra: Extra,
+    ) {
+        each!(self, e => {
+            e.id = id;
+            e.tenant = tenant;
+            e.is_encrypted = is_encrypted;
+            e.extra = extra;
+        });
     }
 
     /// The same event with its payload kept as JSON text, as `Encrypted`.

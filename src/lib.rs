@@ -67,6 +67,8 @@
 #![deny(missing_docs)]
 
 mod de;
+#[cfg(feature = "decrypt")]
+mod decrypt;
 mod error;
 mod event;
 mod handler;
@@ -80,6 +82,8 @@ mod receive;
 #[cfg(feature = "verify")]
 mod verify;
 
+#[cfg(feature = "decrypt")]
+pub use decrypt::{DecryptError, Decryptor, KeyError};
 pub use error::{ParseError, ParseErrorKind};
 pub use event::{Envelope, EventEnvelope, EventType};
 pub use handler::{AsyncEventHandler, EventHandler};

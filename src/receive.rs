@@ -12,6 +12,8 @@
 //! | [`VerifyError`] | 401 | wrong secret, a stale or replayed request, or not from Svix |
 //! | [`ParseError`] | 400 | a body this crate cannot read: fix or upgrade, and the retries get through |
 //! | handler failed ([`ReceiveError::Handler`]) | 500 | a passing fault: the retry may succeed |
+//! | encrypted, and the webhook has no decryptor ([`ReceiveError::NoDecryptor`]) | 503 | deploy the key: the retries get through |
+//! | encrypted, and decryption failed (`ReceiveError::Decrypt`) | 500, or 400 if the decrypted payload does not parse | most likely the wrong key |
 
 use std::error::Error;
 use std::future::Future;
@@ -58,6 +60,15 @@ pub enum ReceiveError {
     /// The event handler failed.
     #[error("event handler failed: {0}")]
     Handler(Box<dyn Error + Send + Sync>),
+    /// The payload is encrypted and the webhook has no decryptor (see
+    /// `Webhook::with_decryptor`, feature `decrypt`). Answered 503, so switching
+    /// encryption on before the key is deployed loses nothing: Svix retries.
+    #[error("the payload is encrypted and no decryption key is configured")]
+    NoDecryptor,
+    /// The payload is encrypted and could not be decrypted.
+    #[cfg(feature = "decrypt")]
+    #[error("could not decrypt the delivery: {0}")]
+    Decrypt(#[from] crate::decrypt::DecryptError),
 }
 
 impl ReceiveError {
@@ -76,12 +87,17 @@ impl ReceiveError {
 
     /// The HTTP status to answer with (see the table in the module docs):
     /// 401 for verification failures, 400 for unreadable bodies, 500 for handler
-    /// failures.
+    /// and decryption failures, 503 for an encrypted delivery without a key.
     pub fn status_code(&self) -> u16 {
         match self {
             ReceiveError::Verify(_) => 401,
             ReceiveError::Parse(_) => 400,
             ReceiveError::Handler(_) => 500,
+            ReceiveError::NoDecryptor => 503,
+            #[cfg(feature = "decrypt")]
+            ReceiveError::Decrypt(crate::decrypt::DecryptError::Parse(_)) => 400,
+            #[cfg(feature = "decrypt")]
+            ReceiveError::Decrypt(_) => 500,
         }
     }
 }
@@ -110,7 +126,9 @@ impl Handled {
 }
 
 impl Webhook {
-    /// Verifies a delivery, then parses it. `body` must be the raw request body.
+    /// Verifies a delivery, then parses it, and decrypts it if it is encrypted.
+    /// `body` must be the raw request body. An encrypted delivery is an error
+    /// ([`ReceiveError::NoDecryptor`]) unless the webhook has a decryptor.
     ///
     /// ```
     /// use voyado_webhooks::{EventEnvelope, Webhook};
@@ -145,12 +163,29 @@ impl Webhook {
         now: OffsetDateTime,
     ) -> Result<Delivery, ReceiveError> {
         let verified = self.verify_at(headers, body, now)?;
-        let event = EventEnvelope::from_slice(body)?;
+        let event = self.decrypt(EventEnvelope::from_slice(body)?)?;
         Ok(Delivery {
             message_id: verified.message_id,
             timestamp: verified.timestamp,
             event,
         })
+    }
+
+    #[cfg(feature = "decrypt")]
+    fn decrypt(&self, event: EventEnvelope) -> Result<EventEnvelope, ReceiveError> {
+        match (&event, &self.decryptor) {
+            (EventEnvelope::Encrypted(_), Some(decryptor)) => Ok(event.decrypt(decryptor)?),
+            (EventEnvelope::Encrypted(_), None) => Err(ReceiveError::NoDecryptor),
+            _ => Ok(event),
+        }
+    }
+
+    #[cfg(not(feature = "decrypt"))]
+    fn decrypt(&self, event: EventEnvelope) -> Result<EventEnvelope, ReceiveError> {
+        match event {
+            EventEnvelope::Encrypted(_) => Err(ReceiveError::NoDecryptor),
+            event => Ok(event),
+        }
     }
 
     /// The whole pipeline: [`receive`](Self::receive), skip a message id `store`

@@ -135,6 +135,8 @@ pub struct Webhook {
     /// HMAC state keyed with the secret, cloned for each message.
     keyed: HmacSha256,
     tolerance: Duration,
+    #[cfg(feature = "decrypt")]
+    pub(crate) decryptor: Option<crate::decrypt::Decryptor>,
 }
 
 impl Webhook {
@@ -161,6 +163,8 @@ impl Webhook {
         Ok(Webhook {
             keyed,
             tolerance: DEFAULT_TOLERANCE,
+            #[cfg(feature = "decrypt")]
+            decryptor: None,
         })
     }
 
@@ -169,6 +173,15 @@ impl Webhook {
     /// taken as its absolute value.
     pub fn with_tolerance(mut self, tolerance: Duration) -> Webhook {
         self.tolerance = tolerance.abs();
+        self
+    }
+
+    /// The same webhook decrypting encrypted payloads (feature `decrypt`):
+    /// [`receive`](Self::receive) and [`handle`](Self::handle) then hand over the
+    /// typed event instead of refusing an encrypted delivery.
+    #[cfg(feature = "decrypt")]
+    pub fn with_decryptor(mut self, decryptor: crate::decrypt::Decryptor) -> Webhook {
+        self.decryptor = Some(decryptor);
         self
     }
 

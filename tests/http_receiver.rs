@@ -10,11 +10,12 @@
     reason = "a test fails by panicking"
 )]
 
+mod common;
+
 #[allow(dead_code, reason = "the example's main and print handler are not used here")]
 #[path = "../examples/axum_receiver.rs"]
 mod axum_receiver;
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -62,8 +63,12 @@ struct Server {
 }
 
 async fn start() -> Server {
+    start_with(Webhook::new(DEVELOPMENT_SECRET).unwrap()).await
+}
+
+async fn start_with(webhook: Webhook) -> Server {
     let receiver = Arc::new(Receiver {
-        webhook: Webhook::new(DEVELOPMENT_SECRET).unwrap(),
+        webhook,
         store: MemoryIdempotencyStore::new(),
         handler: Recorder::default(),
     });
@@ -127,25 +132,12 @@ impl Server {
     }
 }
 
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name),
-    )
-    .unwrap()
-}
+use common::fixture;
 
 #[tokio::test]
 async fn every_fixture_is_handled_once_with_200() {
     let server = start().await;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".json"))
-        .collect();
-    names.sort();
+    let names = common::fixture_names("");
     let mut expected = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let body = fixture(name);
@@ -260,4 +252,33 @@ async fn a_handler_error_is_500_and_the_retry_is_handled_again() {
         200
     );
     assert_eq!(server.receiver.handler.seen().len(), 1);
+}
+
+fn encrypted_fixture() -> Vec<u8> {
+    fixture("encrypted/point.balance.updated.json")
+}
+
+#[tokio::test]
+async fn an_encrypted_delivery_without_a_key_is_503_and_retried_later() {
+    let server = start().await;
+    assert_eq!(server.deliver("msg_enc", &encrypted_fixture()).await, 503);
+    assert!(server.receiver.handler.seen().is_empty());
+    assert!(server.receiver.store.is_empty(), "the retry will be handled");
+}
+
+#[cfg(feature = "decrypt")]
+#[tokio::test]
+async fn an_encrypted_delivery_is_decrypted_and_handled() {
+    let key = voyado_webhooks::Decryptor::new("VoyadoEngageFixtureKey0123456789").unwrap();
+    let server = start_with(Webhook::new(DEVELOPMENT_SECRET).unwrap().with_decryptor(key)).await;
+    assert_eq!(server.deliver("msg_enc", &encrypted_fixture()).await, 200);
+    assert_eq!(
+        server.receiver.handler.seen(),
+        ["point.balance.updated 9d406172-be85-4a5f-9e97-5f6d4cb0df46"]
+    );
+
+    let wrong = voyado_webhooks::Decryptor::new("WrongKeyWrongKeyWrongKeyWrongKey").unwrap();
+    let server = start_with(Webhook::new(DEVELOPMENT_SECRET).unwrap().with_decryptor(wrong)).await;
+    assert_eq!(server.deliver("msg_enc", &encrypted_fixture()).await, 500);
+    assert!(server.receiver.handler.seen().is_empty());
 }

@@ -62,8 +62,9 @@ impl AsyncEventHandler for PrintHandler {
     }
 }
 
-/// The signing secret from `VOYADO_WEBHOOK_SECRET`, or the development one with a
-/// warning.
+/// The signing secret from `VOYADO_WEBHOOK_SECRET` (or the development one, with
+/// a warning), and the decryption key from `VOYADO_WEBHOOK_ENCRYPTION_KEY` if
+/// payload encryption is switched on in Engage.
 pub fn webhook_from_env() -> Result<Webhook, Box<dyn Error>> {
     let secret = match std::env::var("VOYADO_WEBHOOK_SECRET") {
         Ok(secret) => secret,
@@ -74,7 +75,22 @@ pub fn webhook_from_env() -> Result<Webhook, Box<dyn Error>> {
             DEVELOPMENT_SECRET.to_owned()
         }
     };
-    Ok(Webhook::new(&secret)?)
+    let webhook = Webhook::new(&secret)?;
+    match std::env::var("VOYADO_WEBHOOK_ENCRYPTION_KEY") {
+        Ok(key) => with_encryption_key(webhook, &key),
+        // Encrypted deliveries are then answered 503: Svix retries them until the key is deployed.
+        Err(_) => Ok(webhook),
+    }
+}
+
+#[cfg(feature = "decrypt")]
+fn with_encryption_key(webhook: Webhook, key: &str) -> Result<Webhook, Box<dyn Error>> {
+    Ok(webhook.with_decryptor(voyado_webhooks::Decryptor::new(key)?))
+}
+
+#[cfg(not(feature = "decrypt"))]
+fn with_encryption_key(_: Webhook, _: &str) -> Result<Webhook, Box<dyn Error>> {
+    Err("VOYADO_WEBHOOK_ENCRYPTION_KEY is set: build with `--features decrypt` to use it".into())
 }
 
 /// Where to listen: `VOYADO_WEBHOOK_ADDR`, or `127.0.0.1:3000`.

@@ -129,25 +129,51 @@ impl<'de, R: RawText<'de>> Visitor<'de> for EnvelopeSeed<'_, R> {
             }
             None => read_payload(&event_type, Some(is_encrypted), Missing(PhantomData), trace)?,
         };
-        let mut event = match (is_encrypted, event) {
-            (false, EventEnvelope::Encrypted(event)) => {
-                let kind = ParseErrorKind::InvalidValue {
-                    expected: "an object",
-                    found: crate::de::shorten(event.payload.get()),
-                };
-                return Err(trace.fail(payload_path(), kind));
-            }
-            (true, event) => event.into_encrypted().map_err(de::Error::custom)?,
-            (false, event) => event,
+        let mut event = if is_encrypted {
+            event.into_encrypted().map_err(de::Error::custom)?
+        } else {
+            refuse_string_payload(event, trace)?
         };
-        each!(&mut event, e => {
-            e.id = trace.event_id.take();
-            e.tenant = tenant.flatten();
-            e.is_encrypted = is_encrypted;
-            e.extra = extra;
-        });
+        event.set_head(trace.event_id.take(), tenant.flatten(), is_encrypted, extra);
         Ok(event)
     }
+}
+
+/// A string payload that is not encrypted, where an object was expected, is an error.
+fn refuse_string_payload<E: de::Error>(event: EventEnvelope, trace: &mut Trace) -> Result<EventEnvelope, E> {
+    match event {
+        EventEnvelope::Encrypted(event) => {
+            let kind = ParseErrorKind::InvalidValue {
+                expected: "an object",
+                found: crate::de::shorten(event.payload.get()),
+            };
+            Err(trace.fail(payload_path(), kind))
+        }
+        event => Ok(event),
+    }
+}
+
+/// Reads a decrypted payload as the payload of `event_type`, naming the event as
+/// `event_id` in errors. The envelope fields are left for the caller to fill in.
+#[cfg(feature = "decrypt")]
+pub(crate) fn decrypted_payload(
+    event_type: &EventType,
+    event_id: Option<String>,
+    payload: RawPayload,
+) -> Result<EventEnvelope, ParseError> {
+    let mut trace = Trace {
+        event_type: Some(event_type.clone()),
+        event_id,
+        failure: None,
+    };
+    let raw: Box<RawValue> = payload.into();
+    let source = Captured::<_, serde_json::Error>(raw, PhantomData);
+    read_payload(event_type, Some(false), source, &mut trace)
+        .and_then(|event| refuse_string_payload(event, &mut trace))
+        .map_err(|error| match trace.failure.take() {
+            Some(failure) => failure.with_event(trace.event_type.take(), trace.event_id.take()),
+            None => ParseError::syntax(&error),
+        })
 }
 
 /// Reads a payload into the event its type makes. A string payload where an
