@@ -9,6 +9,23 @@
 //!
 //! This is not an official Voyado product.
 //!
+//! # Receiving
+//!
+//! With the `verify` feature (on by default), [`Webhook`] checks the Svix
+//! signature over the raw body and [`Webhook::handle`] runs the whole pipeline:
+//! verify, parse, skip retries already handled ([`IdempotencyStore`]), dispatch,
+//! and the status to answer Svix with ([`ReceiveError::status_code`]). With
+//! `decrypt`, `Webhook::with_decryptor` also turns encrypted payloads back into
+//! typed events. `examples/axum_receiver.rs` and `examples/actix_receiver.rs` are
+//! complete receivers to start from.
+//!
+//! # Features
+//!
+//! - `verify` (default): [`Webhook`], the receive pipeline and the idempotency
+//!   store (`hmac`, `sha2`, `base64`, `subtle`).
+//! - `http`: [`HeaderSource`] for `http::HeaderMap` (http 1.x, as used by axum).
+//! - `decrypt`: `Decryptor` and `EventEnvelope::decrypt` (`aes`, `cbc`, `base64`).
+//!
 //! ```
 //! use voyado_webhooks::{Envelope, EventEnvelope, EventHandler, LoyaltyAddPoints};
 //!

@@ -569,6 +569,60 @@ mod tests {
     }
 
     #[test]
+    fn duplicated_headers_use_the_first() {
+        let wrong = "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        let first_right = [
+            ("svix-id", ID),
+            ("svix-timestamp", "1614265330"),
+            ("svix-signature", SIGNATURE),
+            ("svix-signature", wrong),
+            ("svix-id", "msg_other"),
+        ];
+        assert!(webhook().verify_at(&first_right, BODY, at(TIMESTAMP)).is_ok());
+        let first_wrong = [
+            ("svix-id", ID),
+            ("svix-timestamp", "1614265330"),
+            ("svix-signature", wrong),
+            ("svix-signature", SIGNATURE),
+        ];
+        let result = webhook().verify_at(&first_wrong, BODY, at(TIMESTAMP));
+        assert_eq!(result, Err(VerifyError::NoMatchingSignature));
+    }
+
+    /// Every header value cut, extended or corrupted at every position: an error
+    /// each time (never a panic, never a pass).
+    #[test]
+    fn corrupted_headers_never_verify() {
+        let good = [ID, "1614265330", SIGNATURE];
+        let insertions = ["", " ", ",", "v1,", "=", "\u{0}", "é", "\u{10ffff}", "9"];
+        for field in 0..3 {
+            let value = good[field];
+            for cut in (0..=value.len()).filter(|&i| value.is_char_boundary(i)) {
+                for insertion in insertions {
+                    let mut corrupted = good.map(str::to_owned);
+                    corrupted[field] = format!("{}{insertion}{}", &value[..cut], &value[cut..]);
+                    if corrupted[field] == value {
+                        continue;
+                    }
+                    let headers = [
+                        ("svix-id", corrupted[0].as_str()),
+                        ("svix-timestamp", corrupted[1].as_str()),
+                        ("svix-signature", corrupted[2].as_str()),
+                    ];
+                    let result = webhook().verify_at(&headers, BODY, at(TIMESTAMP));
+                    // Only whitespace added around a signature entry keeps it intact.
+                    let harmless = field == 2 && insertion == " " && (cut == 0 || cut == value.len());
+                    assert_eq!(
+                        result.is_ok(),
+                        harmless,
+                        "{field} {cut} {insertion:?}: {result:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn huge_and_hostile_headers_are_errors() {
         let huge = "v1,".to_owned() + &"A".repeat(1 << 20);
         assert_eq!(verify(&huge), Err(VerifyError::NoMatchingSignature));
