@@ -210,15 +210,13 @@ pub(crate) fn key_matches(key: &str, name: &str) -> bool {
 /// Finds which field a key names. The exact spellings are tried first so the usual
 /// delivery pays for no case folding.
 pub(crate) fn match_key<F: Copy>(key: &str, fields: &[(F, &[&str])]) -> Option<F> {
-    let names = || {
+    fn find<F: Copy>(fields: &[(F, &[&str])], matches: impl Fn(&str) -> bool) -> Option<F> {
         fields
             .iter()
-            .flat_map(|(f, names)| names.iter().map(move |n| (*f, *n)))
-    };
-    names()
-        .find(|(_, name)| key == *name)
-        .or_else(|| names().find(|(_, name)| key_matches(key, name)))
-        .map(|(f, _)| f)
+            .find(|(_, names)| names.iter().any(|name| matches(name)))
+            .map(|(field, _)| *field)
+    }
+    find(fields, |name| key == name).or_else(|| find(fields, |name| key_matches(key, name)))
 }
 
 /// One JSON value, as far as a scalar field cares.

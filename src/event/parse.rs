@@ -122,25 +122,28 @@ impl<'de, R: RawText<'de>> Visitor<'de> for EnvelopeSeed<'_, R> {
 
         let event_type = trace.require::<_, A::Error>(event_type, || "eventType".to_owned())?;
         let is_encrypted = is_encrypted.flatten().unwrap_or(false);
-        let event = match payload {
+        let mut event = match payload {
             Some(Slot::Read(event)) => event,
             Some(Slot::Captured(raw)) => {
                 read_payload(&event_type, Some(is_encrypted), Captured(raw, PhantomData), trace)?
             }
             None => read_payload(&event_type, Some(is_encrypted), Missing(PhantomData), trace)?,
         };
-        let mut event = if is_encrypted {
-            event.into_encrypted().map_err(de::Error::custom)?
+        if is_encrypted {
+            if !matches!(event, EventEnvelope::Encrypted(_)) {
+                event = event.into_encrypted().map_err(de::Error::custom)?;
+            }
         } else {
-            refuse_string_payload(event, trace)?
-        };
+            refuse_string_payload(&event, trace)?;
+        }
         event.set_head(trace.event_id.take(), tenant.flatten(), is_encrypted, extra);
         Ok(event)
     }
 }
 
-/// A string payload that is not encrypted, where an object was expected, is an error.
-fn refuse_string_payload<E: de::Error>(event: EventEnvelope, trace: &mut Trace) -> Result<EventEnvelope, E> {
+/// A string payload that is not encrypted, where an object was expected, is an
+/// error. (`read_payload` returns it as `Encrypted`.)
+fn refuse_string_payload<E: de::Error>(event: &EventEnvelope, trace: &mut Trace) -> Result<(), E> {
     match event {
         EventEnvelope::Encrypted(event) => {
             let kind = ParseErrorKind::InvalidValue {
@@ -149,7 +152,7 @@ fn refuse_string_payload<E: de::Error>(event: EventEnvelope, trace: &mut Trace) 
             };
             Err(trace.fail(payload_path(), kind))
         }
-        event => Ok(event),
+        _ => Ok(()),
     }
 }
 
@@ -169,7 +172,7 @@ pub(crate) fn decrypted_payload(
     let raw: Box<RawValue> = payload.into();
     let source = Captured::<_, serde_json::Error>(raw, PhantomData);
     read_payload(event_type, Some(false), source, &mut trace)
-        .and_then(|event| refuse_string_payload(event, &mut trace))
+        .and_then(|event| refuse_string_payload(&event, &mut trace).map(|()| event))
         .map_err(|error| match trace.failure.take() {
             Some(failure) => failure.with_event(trace.event_type.take(), trace.event_id.take()),
             None => ParseError::syntax(&error),
