@@ -17,6 +17,7 @@ use time::{Date, Month, OffsetDateTime, Time, UtcOffset};
 
 use crate::error::{ParseError, ParseErrorKind};
 use crate::event::EventType;
+use crate::raw::Extra;
 
 /// The most characters of a bad value an error message quotes.
 const FOUND_MAX_CHARS: usize = 60;
@@ -263,8 +264,21 @@ pub(crate) trait Field: Sized {
     fn read(raw: &str) -> Result<Self, Problem>;
     /// The value when the field is absent, if it may be.
     fn absent() -> Option<Self>;
-    /// Writes the field into a map, unless it is absent.
-    fn write<M: SerializeMap>(&self, key: &'static str, map: &mut M) -> Result<(), M::Error>;
+    /// Whether this value is an absent one (`None`): a later spelling of the
+    /// field may then take its place.
+    fn is_absent(&self) -> bool {
+        false
+    }
+    /// Writes the field under `key`. An absent field is left out, unless `extra`
+    /// holds a field that would be read in its place (one of `names`): it is then
+    /// written as `null`, so reading the output back keeps that one in `extra`.
+    fn write<M: SerializeMap>(
+        &self,
+        key: &'static str,
+        names: &[&str],
+        extra: &Extra,
+        map: &mut M,
+    ) -> Result<(), M::Error>;
 }
 
 /// A non-optional field type.
@@ -288,7 +302,13 @@ impl<T: Scalar> Field for T {
     fn absent() -> Option<Self> {
         None
     }
-    fn write<M: SerializeMap>(&self, key: &'static str, map: &mut M) -> Result<(), M::Error> {
+    fn write<M: SerializeMap>(
+        &self,
+        key: &'static str,
+        _: &[&str],
+        _: &Extra,
+        map: &mut M,
+    ) -> Result<(), M::Error> {
         Scalar::write(self, key, map)
     }
 }
@@ -307,9 +327,19 @@ impl<T: Scalar> Field for Option<T> {
     fn absent() -> Option<Self> {
         Some(None)
     }
-    fn write<M: SerializeMap>(&self, key: &'static str, map: &mut M) -> Result<(), M::Error> {
+    fn is_absent(&self) -> bool {
+        self.is_none()
+    }
+    fn write<M: SerializeMap>(
+        &self,
+        key: &'static str,
+        names: &[&str],
+        extra: &Extra,
+        map: &mut M,
+    ) -> Result<(), M::Error> {
         match self {
-            Some(value) => value.write(key, map),
+            Some(value) => Scalar::write(value, key, map),
+            None if names.iter().any(|name| extra.has_field(name)) => map.serialize_entry(key, &()),
             None => Ok(()),
         }
     }

@@ -61,8 +61,9 @@
 //!    [`Envelope::extra`]. No id is `None`.
 //! 3. Fields come in any order; a payload before `eventType` is read too.
 //! 4. An unknown event type is [`EventEnvelope::Unknown`]; unknown fields go to
-//!    `extra`. Neither is an error. A field repeated under another spelling keeps
-//!    its first value; the repeat goes to `extra`.
+//!    `extra`. Neither is an error. A field repeated under another spelling or
+//!    alias keeps its first value that is not `null` or `""`; a later one goes to
+//!    `extra`.
 //! 5. Decimals are a JSON number or a numeric string, exact in digits and scale
 //!    (`100.10` stays `100.10`, 28 significant digits survive); a value that would
 //!    need rounding is an error. This holds whether or not serde_json's

@@ -2,7 +2,8 @@
 //!
 //! Every struct matches its field names ignoring ASCII case and `_`/`-`, takes the
 //! tolerant value forms of [`crate::de`], and keeps unknown fields in `extra`. A
-//! field that appears twice keeps its first value; the second goes to `extra`.
+//! field that appears twice (or under two aliases) keeps its first value that is
+//! not `null` or `""`; a later one with a value goes to `extra`.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -60,7 +61,7 @@ macro_rules! payload {
                     let raw: R = map.next_value()?;
                     match match_key(key.as_str(), NAMES) {
                         $(
-                            Some(Name::$field) if $field.is_none() => {
+                            Some(Name::$field) if $field.as_ref().is_none_or(Field::is_absent) => {
                                 let path = || format!("payload.{}", key.as_str());
                                 $field = Some(trace.read::<_, A::Error>(path, raw.borrow().get())?);
                             }
@@ -83,7 +84,7 @@ macro_rules! payload {
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 let mut map = serializer.serialize_map(None)?;
-                $( Field::write(&self.$field, $wire, &mut map)?; )*
+                $( Field::write(&self.$field, $wire, &[$wire $(, $alias)*], &self.extra, &mut map)?; )*
                 self.extra.write(&mut map)?;
                 map.end()
             }

@@ -265,6 +265,34 @@ fn rule_4_a_repeated_field_keeps_its_first_value() {
     assert_eq!(event.event_type().as_str(), "x.y");
 }
 
+/// Found by fuzzing: repeats of a field that was `null` or `""` survive a round
+/// trip (the first value wins, and a `null` or `""` does not count as one).
+#[test]
+fn rule_4_repeats_of_absent_fields_survive_a_round_trip() {
+    for json in [
+        r#"{"eventType": "loyalty.addPoints", "payload": {"amount": 1, "contactId": "c", "description": "", "description": "x"}}"#,
+        r#"{"eventType": "loyalty.addPoints", "payload": {"amount": 1, "contactId": "c", "reason": null, "Reason": "x"}}"#,
+        r#"{"eventType": "contact.acceptsSms.changed", "payload": {"contactId": "c", "value": null, "acceptsSms": true}}"#,
+        r#"{"eventType": "x.y", "tenant": null, "tenant": "t", "payload": {}}"#,
+    ] {
+        let event = parse(json);
+        let written = serde_json::to_string(&event).unwrap();
+        assert_eq!(parse(&written), event, "{json}\n{written}");
+        assert_eq!(serde_json::to_string(&parse(&written)).unwrap(), written);
+    }
+    let EventEnvelope::ContactAcceptsSmsChanged(e) = parse(
+        r#"{"eventType": "contact.acceptsSms.changed", "payload": {"contactId": "c", "value": null, "acceptsSms": true}}"#,
+    ) else {
+        panic!()
+    };
+    assert_eq!(
+        e.payload.accepts,
+        Some(true),
+        "a null does not take the place of a later alias"
+    );
+    assert!(e.payload.extra.is_empty());
+}
+
 fn balance(value: &str) -> Result<String, ParseError> {
     let json = format!(
         r#"{{"eventType": "point.balance.updated", "payload": {{"contactId": "c", "balance": {value}}}}}"#

@@ -3,6 +3,7 @@
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use super::EventType;
+use crate::de::Field;
 use crate::raw::Extra;
 
 /// One delivery: the envelope fields every event shares, and its payload `P`.
@@ -69,7 +70,8 @@ impl<P> Envelope<P> {
 }
 
 /// Writes Voyado's documented wire form: camelCase, `eventId` for
-/// `reward.voucher.created`, absent options left out, `extra` verbatim.
+/// `reward.voucher.created`, absent options left out (or `null` where `extra` has a
+/// field of the same name), `extra` verbatim.
 impl<P: Serialize> Serialize for Envelope<P> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
@@ -79,9 +81,7 @@ impl<P: Serialize> Serialize for Envelope<P> {
         }
         map.serialize_entry("isEncrypted", &self.is_encrypted)?;
         map.serialize_entry("payload", &self.payload)?;
-        if let Some(tenant) = &self.tenant {
-            map.serialize_entry("tenant", tenant)?;
-        }
+        Field::write(&self.tenant, "tenant", &["tenant"], &self.extra, &mut map)?;
         self.extra.write(&mut map)?;
         map.end()
     }

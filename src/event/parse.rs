@@ -107,10 +107,10 @@ impl<'de, R: RawText<'de>> Visitor<'de> for EnvelopeSeed<'_, R> {
                 Some(Name::Id) if trace.event_id.is_none() => {
                     trace.event_id = trace.read::<_, A::Error>(path, text)?;
                 }
-                Some(Name::Tenant) if tenant.is_none() => {
+                Some(Name::Tenant) if tenant.as_ref().is_none_or(Field::is_absent) => {
                     tenant = Some(trace.read::<_, A::Error>(path, text)?);
                 }
-                Some(Name::IsEncrypted) if is_encrypted.is_none() => {
+                Some(Name::IsEncrypted) if is_encrypted.as_ref().is_none_or(Field::is_absent) => {
                     is_encrypted = Some(trace.read::<_, A::Error>(path, text)?);
                 }
                 _ => {
