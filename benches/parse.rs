@@ -113,8 +113,11 @@ fn compare<P: for<'de> Deserialize<'de>>(c: &mut Criterion, name: &str) -> Strin
 
 /// The mean time criterion recorded for one benchmark, in nanoseconds.
 fn mean_ns(group: &str, bench: &str) -> Option<f64> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/criterion")
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let path = target
+        .join("criterion")
         .join(group)
         .join(bench)
         .join("new/estimates.json");
