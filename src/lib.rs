@@ -117,6 +117,11 @@ pub use receive::{Delivery, Handled, ReceiveError};
 #[cfg(feature = "verify")]
 pub use verify::{DEFAULT_TOLERANCE, SecretError, VerifiedHeaders, VerifyError, Webhook};
 
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// Decimal amounts, as used in payloads (re-exported from `rust_decimal`).
 pub use rust_decimal::Decimal;
 /// Timestamps with their offset, as used in payloads (re-exported from `time`).
