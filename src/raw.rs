@@ -37,6 +37,11 @@ impl RawPayload {
     }
 
     /// The JSON text, byte for byte as received.
+    ///
+    /// One exception: a typed event's string payload that arrives before
+    /// `isEncrypted` has been read is re-encoded from its value, which differs
+    /// from the original text only where that used optional escapes (`\u002B`
+    /// for `+`, say). The string it holds is the same.
     pub fn get(&self) -> &str {
         self.0.get()
     }
