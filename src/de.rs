@@ -73,6 +73,7 @@ impl Trace {
     }
 
     /// Reads `raw` as the value of `path`, recording a failure.
+    #[inline]
     pub(crate) fn read<T: Field, E: de::Error>(
         &mut self,
         path: impl FnOnce() -> String,
@@ -232,6 +233,7 @@ pub(crate) enum Json<'a> {
 
 impl<'a> Json<'a> {
     /// Classifies raw JSON text (as captured by serde_json, so already well-formed).
+    #[inline]
     fn classify(raw: &'a str) -> Json<'a> {
         match raw.as_bytes().first() {
             Some(b'n') => Json::Null,
