@@ -102,6 +102,7 @@ impl Trace {
     }
 
     /// The value of a field that may be absent: its default, or a "missing" failure.
+    #[inline]
     pub(crate) fn require<T: Field, E: de::Error>(
         &mut self,
         value: Option<T>,
@@ -211,6 +212,7 @@ pub(crate) fn key_matches(key: &str, name: &str) -> bool {
 
 /// Finds which field a key names. The exact spellings are tried first so the usual
 /// delivery pays for no case folding.
+#[inline]
 pub(crate) fn match_key<F: Copy>(key: &str, fields: &[(F, &[&str])]) -> Option<F> {
     fn find<F: Copy>(fields: &[(F, &[&str])], matches: impl Fn(&str) -> bool) -> Option<F> {
         fields
