@@ -17,10 +17,10 @@ use std::error::Error;
 use actix_web::http::StatusCode;
 use actix_web::http::header::HeaderMap;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use voyado_webhooks::{HeaderSource, MemoryIdempotencyStore, Webhook};
+use voyado_webhooks::{HeaderSource, MemoryIdempotencyStore};
 
 pub mod support;
-use support::{PATH, PrintHandler, listen_addr, sample_curl, webhook_from_env};
+use support::{PATH, PrintHandler, Receiver, listen_addr, sample_curl, webhook_from_env};
 
 /// actix-web has its own header map: this lends it to the crate.
 struct ActixHeaders<'a>(&'a HeaderMap);
@@ -31,31 +31,14 @@ impl HeaderSource for ActixHeaders<'_> {
     }
 }
 
-/// What the endpoint needs: the signing secret, the record of handled
-/// deliveries (use a database-backed store with several instances), and your
-/// handler.
-struct Receiver {
-    webhook: Webhook,
-    store: MemoryIdempotencyStore,
-    handler: PrintHandler,
-}
-
 /// The endpoint. It takes the body as raw bytes: the signature is over those
 /// bytes, and re-serialized JSON would never match.
-async fn receive(receiver: web::Data<Receiver>, request: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let Receiver {
-        webhook,
-        store,
-        handler,
-    } = &**receiver;
-    let headers = ActixHeaders(request.headers());
-    let status = match webhook.handle(&headers, &body, store, handler).await {
-        Ok(handled) => handled.status_code(),
-        Err(error) => {
-            eprintln!("webhook: {error}");
-            error.status_code()
-        }
-    };
+async fn receive(
+    receiver: web::Data<Receiver<PrintHandler>>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let status = receiver.respond(&ActixHeaders(request.headers()), &body).await;
     HttpResponse::new(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
 }
 

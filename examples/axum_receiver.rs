@@ -21,22 +21,11 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use voyado_webhooks::{AsyncEventHandler, MemoryIdempotencyStore, Webhook};
+use voyado_webhooks::{AsyncEventHandler, MemoryIdempotencyStore};
 
 pub mod support;
+pub use support::Receiver;
 use support::{PATH, PrintHandler, listen_addr, sample_curl, webhook_from_env};
-
-/// What the endpoint needs: the signing secret, the record of handled
-/// deliveries, and your handler.
-pub struct Receiver<H> {
-    /// The endpoint's signing secret (and decryption key, if any).
-    pub webhook: Webhook,
-    /// Svix message ids already handled. With several instances, use a store
-    /// backed by your database instead (see `IdempotencyStore`).
-    pub store: MemoryIdempotencyStore,
-    /// Your event handler.
-    pub handler: H,
-}
 
 /// The router serving `POST /webhooks/voyado`.
 pub fn router<H>(receiver: Arc<Receiver<H>>) -> Router
@@ -54,18 +43,7 @@ where
     H: AsyncEventHandler + 'static,
     H::Error: Into<Box<dyn Error + Send + Sync>>,
 {
-    let Receiver {
-        webhook,
-        store,
-        handler,
-    } = &*receiver;
-    let status = match webhook.handle(&headers, &body, store, handler).await {
-        Ok(handled) => handled.status_code(),
-        Err(error) => {
-            eprintln!("webhook: {error}");
-            error.status_code()
-        }
-    };
+    let status = receiver.respond(&headers, &body).await;
     StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 

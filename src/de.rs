@@ -27,6 +27,15 @@ const FOUND_MAX_CHARS: usize = 60;
 /// is no payload Voyado sends, and would fail whoever parses it next.
 pub(crate) const MAX_DEPTH: usize = 128;
 
+/// Standard-alphabet base64, with or without padding: signing secrets are pasted
+/// by people, and encrypted payloads come padded or not.
+#[cfg(any(feature = "verify", feature = "decrypt"))]
+pub(crate) const LENIENT_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
 /// What was wrong with one value: what the field expects, and what it got.
 #[derive(Debug)]
 pub(crate) struct Problem {

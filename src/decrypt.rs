@@ -10,12 +10,11 @@ use std::fmt;
 
 use aes::Aes256;
 use base64::Engine;
-use base64::engine::DecodePaddingMode;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cbc::cipher::block_padding::Pkcs7;
 use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
 
-use crate::de::shorten;
+use crate::de::{LENIENT_BASE64, shorten};
 use crate::error::ParseError;
 use crate::raw::RawPayload;
 
@@ -23,13 +22,6 @@ use crate::raw::RawPayload;
 const KEY_LEN: usize = 32;
 /// The IV's length, and the AES block size.
 const BLOCK_LEN: usize = 16;
-
-/// Standard-alphabet base64, with or without padding; URL-safe text is mapped to
-/// it first.
-const LENIENT: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
 
 /// Why an encryption key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -128,7 +120,10 @@ impl Decryptor {
                 c => c,
             })
             .collect();
-        let bytes = LENIENT.decode(standard).map_err(|_| DecryptError::Base64)?;
+        // URL-safe text was mapped to the standard alphabet above.
+        let bytes = LENIENT_BASE64
+            .decode(standard)
+            .map_err(|_| DecryptError::Base64)?;
         let (iv, ciphertext) = bytes
             .split_at_checked(BLOCK_LEN)
             .ok_or(DecryptError::TooShort(bytes.len()))?;

@@ -10,13 +10,13 @@
 use std::fmt;
 
 use base64::Engine;
-use base64::engine::DecodePaddingMode;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use time::{Duration, OffsetDateTime};
 
+use crate::de::LENIENT_BASE64;
 use crate::headers::HeaderSource;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -26,12 +26,6 @@ const SECRET_PREFIX: &str = "whsec_";
 
 /// How far a delivery's timestamp may be from now, either way, by default.
 pub const DEFAULT_TOLERANCE: Duration = Duration::minutes(5);
-
-/// Standard base64, with or without padding: secrets are pasted by people.
-const LENIENT: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
 
 /// The header names Svix may use: its own, or the Standard Webhooks ones.
 struct HeaderNames {
@@ -149,7 +143,9 @@ impl Webhook {
         if encoded.is_empty() {
             return Err(SecretError::Empty);
         }
-        let key = LENIENT.decode(encoded).map_err(|_| SecretError::NotBase64)?;
+        let key = LENIENT_BASE64
+            .decode(encoded)
+            .map_err(|_| SecretError::NotBase64)?;
         Webhook::from_bytes(&key)
     }
 

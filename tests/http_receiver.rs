@@ -24,8 +24,8 @@ use voyado_webhooks::{
     AsyncEventHandler, Envelope, EventType, MemoryIdempotencyStore, PointBalanceUpdated, Webhook,
 };
 
-use axum_receiver::support::{DEVELOPMENT_SECRET, PATH};
-use axum_receiver::{Receiver, router};
+use axum_receiver::router;
+use axum_receiver::support::{DEVELOPMENT_SECRET, PATH, Receiver};
 
 /// Records every event it gets, and fails for the contact `fail-me`.
 #[derive(Default)]

@@ -4,8 +4,8 @@
 use std::error::Error;
 
 use voyado_webhooks::{
-    AsyncEventHandler, ContactPreferenceChanged, Envelope, EventType, LoyaltyAddPoints, PointBalanceUpdated,
-    Preference, RewardVoucherCreated, Webhook,
+    AsyncEventHandler, ContactPreferenceChanged, Envelope, EventType, HeaderSource, LoyaltyAddPoints,
+    MemoryIdempotencyStore, PointBalanceUpdated, Preference, RewardVoucherCreated, Webhook,
 };
 
 /// Where the endpoint is served.
@@ -14,6 +14,41 @@ pub const PATH: &str = "/webhooks/voyado";
 /// For trying the example locally only. Never deploy with it: anyone who reads
 /// this file could sign deliveries.
 pub const DEVELOPMENT_SECRET: &str = "whsec_dm95YWRvLXdlYmhvb2tzIGxvY2FsIGRldmVsb3BtZW50IG9ubHk=";
+
+/// What the endpoint needs: the signing secret, the record of handled
+/// deliveries, and your handler.
+pub struct Receiver<H> {
+    /// The endpoint's signing secret (and decryption key, if any).
+    pub webhook: Webhook,
+    /// Svix message ids already handled. With several instances, use a store
+    /// backed by your database instead (see `IdempotencyStore`).
+    pub store: MemoryIdempotencyStore,
+    /// Your event handler.
+    pub handler: H,
+}
+
+impl<H> Receiver<H>
+where
+    H: AsyncEventHandler,
+    H::Error: Into<Box<dyn Error + Send + Sync>>,
+{
+    /// Handles one delivery from its headers and raw body bytes (the signature is
+    /// over those bytes: re-serialized JSON would never match), and returns the
+    /// HTTP status to answer Svix with.
+    pub async fn respond(&self, headers: &impl HeaderSource, body: &[u8]) -> u16 {
+        match self
+            .webhook
+            .handle(headers, body, &self.store, &self.handler)
+            .await
+        {
+            Ok(handled) => handled.status_code(),
+            Err(error) => {
+                eprintln!("webhook: {error}");
+                error.status_code()
+            }
+        }
+    }
+}
 
 /// An example handler: replace the prints with your own writes. Returning an
 /// error answers 500, and Svix retries the delivery later.
