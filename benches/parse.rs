@@ -22,6 +22,9 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use voyado_webhooks::EventEnvelope;
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[allow(dead_code, reason = "only parsed")]
@@ -84,16 +87,9 @@ struct StrictRewardVoucherCreated {
     valid_to: Option<OffsetDateTime>,
 }
 
-fn fixture(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 /// Benchmarks one fixture both ways; returns the group's name.
 fn compare<P: for<'de> Deserialize<'de>>(c: &mut Criterion, name: &str) -> String {
-    let body = fixture(name);
+    let body = common::fixture(name);
     // Both must accept the fixture, or the comparison means nothing.
     EventEnvelope::from_slice(&body).expect("tolerant parse");
     serde_json::from_slice::<Strict<P>>(&body).expect("strict parse");
