@@ -171,21 +171,16 @@ impl Webhook {
         })
     }
 
-    #[cfg(feature = "decrypt")]
+    /// An encrypted event decrypted, if the webhook has a decryptor.
     fn decrypt(&self, event: EventEnvelope) -> Result<EventEnvelope, ReceiveError> {
-        match (&event, &self.decryptor) {
-            (EventEnvelope::Encrypted(_), Some(decryptor)) => Ok(event.decrypt(decryptor)?),
-            (EventEnvelope::Encrypted(_), None) => Err(ReceiveError::NoDecryptor),
-            _ => Ok(event),
+        if !matches!(event, EventEnvelope::Encrypted(_)) {
+            return Ok(event);
         }
-    }
-
-    #[cfg(not(feature = "decrypt"))]
-    fn decrypt(&self, event: EventEnvelope) -> Result<EventEnvelope, ReceiveError> {
-        match event {
-            EventEnvelope::Encrypted(_) => Err(ReceiveError::NoDecryptor),
-            event => Ok(event),
+        #[cfg(feature = "decrypt")]
+        if let Some(decryptor) = &self.decryptor {
+            return Ok(event.decrypt(decryptor)?);
         }
+        Err(ReceiveError::NoDecryptor)
     }
 
     /// The whole pipeline: [`receive`](Self::receive), skip a message id `store`
