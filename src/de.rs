@@ -52,9 +52,14 @@ impl Problem {
     }
 }
 
-/// A bad value as an error message quotes it: shortened if long.
+/// A bad value as an error message quotes it: shortened if long, and on one line
+/// (line breaks in JSON text are only ever whitespace).
 pub(crate) fn shorten(raw: &str) -> String {
-    let mut found: String = raw.chars().take(FOUND_MAX_CHARS).collect();
+    let mut found: String = raw
+        .chars()
+        .take(FOUND_MAX_CHARS)
+        .map(|c| if c.is_ascii_control() { ' ' } else { c })
+        .collect();
     if found.len() < raw.len() {
         found.push('…');
     }
@@ -463,33 +468,39 @@ pub(crate) fn parse_decimal(text: &str) -> Option<Decimal> {
         None => (text, None),
     };
     let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    let unsigned = mantissa.strip_prefix('-').unwrap_or(mantissa);
-    let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, "0"));
-    if !all_digits(int) || !all_digits(frac) {
-        return None;
-    }
-    let mut value = Decimal::from_str_exact(mantissa).ok()?;
-    let Some(exponent) = exponent else {
-        return Some(value);
+    let (negative, unsigned) = match mantissa.strip_prefix('-') {
+        Some(unsigned) => (true, unsigned),
+        None => (false, mantissa),
     };
-    if !all_digits(exponent.strip_prefix(['+', '-']).unwrap_or(exponent)) {
+    let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    if !all_digits(int) || !(frac.is_empty() || all_digits(frac)) || unsigned.ends_with('.') {
         return None;
     }
-    let exponent: i64 = exponent.parse().ok()?;
-    // Shifting the scale keeps every digit; past what a Decimal holds is an error,
-    // never a rounding.
-    let scale = i64::from(value.scale()).checked_sub(exponent)?;
-    if scale >= 0 {
-        value.set_scale(u32::try_from(scale).ok()?).ok()?;
-        Some(value)
-    } else {
-        value.set_scale(0).ok()?;
-        // A Decimal holds at most 29 digits, so a longer shift always overflows.
-        if scale < -29 {
-            return None;
-        }
-        (scale..0).try_fold(value, |v, _| v.checked_mul(Decimal::TEN))
+    let exponent: i64 = match exponent {
+        Some(e) if all_digits(e.strip_prefix(['+', '-']).unwrap_or(e)) => e.parse().ok()?,
+        Some(_) => return None,
+        None => 0,
+    };
+    // The value is digits × 10^-scale; every digit is kept, and what a Decimal
+    // cannot hold (over 2^96 - 1, or a scale over 28) is refused, never rounded.
+    let mut digits: i128 = 0;
+    for b in int.bytes().chain(frac.bytes()) {
+        digits = digits
+            .checked_mul(10)?
+            .checked_add(i128::from(b.wrapping_sub(b'0')))?;
     }
+    let mut scale = i64::try_from(frac.len()).ok()?.checked_sub(exponent)?;
+    if scale < 0 {
+        // At most 29 digits fit, so a longer shift of anything but zero overflows.
+        if digits != 0 {
+            let shift = u32::try_from(scale.unsigned_abs()).ok().filter(|&s| s <= 29)?;
+            digits = digits.checked_mul(10i128.checked_pow(shift)?)?;
+        }
+        scale = 0;
+    }
+    let mut value = Decimal::try_from_i128_with_scale(digits, u32::try_from(scale).ok()?).ok()?;
+    value.set_sign_negative(negative);
+    Some(value)
 }
 
 /// Parses a .NET `DateTimeOffset` as Voyado writes it, tolerantly:
@@ -529,7 +540,8 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<OffsetDateTime> {
         Some(sign @ (b'+' | b'-')) => {
             let negative = *sign == b'-';
             s.0 = s.0.get(1..)?;
-            let hours = i8::try_from(s.number(2)?).ok()?;
+            // RFC 3339's range (`time` would take up to 25 hours).
+            let hours = i8::try_from(s.number(2)?).ok().filter(|&h| h <= 23)?;
             let minutes = if s.0.is_empty() {
                 0
             } else {
@@ -613,6 +625,21 @@ mod tests {
         assert_eq!(decimal("1.5e-3").as_deref(), Some("0.0015"));
         assert_eq!(decimal("1.50E2").as_deref(), Some("150"));
         assert_eq!(decimal("2e+2").as_deref(), Some("200"));
+        assert_eq!(decimal("-0.0").as_deref(), Some("-0.0"));
+        // Exact whatever the text's own scale: zero shifts any distance, and a
+        // scale above 28 is fine once the exponent brings it back.
+        assert_eq!(decimal("0e30").as_deref(), Some("0"));
+        assert_eq!(
+            decimal("0.00000000000000000000000000000e1").as_deref(),
+            Some("0.0000000000000000000000000000")
+        );
+        assert_eq!(decimal("1.00000000000000000000000000000e1").as_deref(), None);
+        assert_eq!(
+            decimal("1.0000000000000000000000000000e28").as_deref(),
+            Some("10000000000000000000000000000")
+        );
+        assert_eq!(parse_decimal("79228162514264337593543950335"), Some(Decimal::MAX));
+        assert_eq!(decimal("79228162514264337593543950336"), None);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! [`ParseError`]: why a delivery could not be read, and where.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use crate::event::EventType;
 
@@ -145,17 +145,30 @@ impl fmt::Display for ParseError {
             event_type,
             event_id,
         } = &*self.0;
-        match (event_type, event_id) {
-            (Some(event_type), Some(id)) => write!(f, "{event_type} event {id:?}: ")?,
-            (Some(event_type), None) => write!(f, "{event_type} event: ")?,
-            (None, Some(id)) => write!(f, "event {id:?}: ")?,
-            (None, None) => {}
+        if let Some(event_type) = event_type {
+            write_one_line(f, event_type.as_str())?;
+            f.write_str(" ")?;
+        }
+        match event_id {
+            Some(id) => write!(f, "event {id:?}: ")?,
+            None if event_type.is_some() => f.write_str("event: ")?,
+            None => {}
         }
         if let Some(path) = path {
-            write!(f, "{path}: ")?;
+            write_one_line(f, path)?;
+            f.write_str(": ")?;
         }
         write!(f, "{kind}")
     }
+}
+
+/// Writes text taken from a delivery with its control characters escaped, so a
+/// message stays on one line whatever the delivery held.
+fn write_one_line(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
+    text.chars().try_for_each(|c| match c.is_control() {
+        true => write!(f, "{}", c.escape_debug()),
+        false => f.write_char(c),
+    })
 }
 
 impl std::error::Error for ParseError {}
