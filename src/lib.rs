@@ -80,6 +80,22 @@
 //!
 //! Serializing an [`EventEnvelope`] writes Voyado's documented wire form, and
 //! reading that back gives an equal event.
+//!
+//! # Limits
+//!
+//! What does not fit is a [`ParseError`] naming the field, never a rounding or a
+//! wrap-around:
+//!
+//! - Decimals: at most 2^96 − 1 (`79228162514264337593543950335`) in magnitude,
+//!   with at most 28 digits after the point, once any exponent is applied
+//!   (`1.5e-3` is `0.0015`; `0e30` is `0`). The sign is kept, even on zero.
+//! - Integers: `i64`.
+//! - Timestamps: years 0000 to 9999, real calendar dates, offsets up to ±23:59
+//!   (RFC 3339's range).
+//! - Nesting: 128 levels of arrays and objects, anywhere (serde_json's own limit
+//!   for what it reads; kept values are checked to the same depth), reported as
+//!   [`ParseErrorKind::TooDeep`].
+//! - Size: none of its own. Limit the body size in your HTTP framework.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -1,8 +1,19 @@
 //! The bundled fixtures, for the integration tests.
 
 #![allow(dead_code, reason = "each test uses what it needs")]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "test helpers fail by panicking"
+)]
 
 use std::path::{Path, PathBuf};
+
+pub mod mutate;
+pub mod strict;
 
 /// `tests/fixtures`.
 pub fn fixtures_dir() -> PathBuf {
