@@ -108,7 +108,7 @@ proptest! {
     fn mutated_fixtures(pick in any::<prop::sample::Index>(), choices in proptest::collection::vec(any::<u8>(), 0..48)) {
         let fixtures = fixtures();
         let fixture = pick.get(&fixtures);
-        let mutated = mutate::mutate(fixture, &choices).unwrap();
+        let mutated = mutate::Fixture::new(fixture).unwrap().mutate(&choices);
         mutate::check(&mutated);
     }
 

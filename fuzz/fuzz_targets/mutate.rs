@@ -11,8 +11,8 @@ use libfuzzer_sys::fuzz_target;
 #[path = "../../tests/common/mutate.rs"]
 mod mutate;
 
-fn fixtures() -> &'static [String] {
-    static FIXTURES: OnceLock<Vec<String>> = OnceLock::new();
+fn fixtures() -> &'static [mutate::Fixture] {
+    static FIXTURES: OnceLock<Vec<mutate::Fixture>> = OnceLock::new();
     FIXTURES.get_or_init(|| {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
         let mut paths: Vec<_> = ["", "encrypted"]
@@ -22,7 +22,8 @@ fn fixtures() -> &'static [String] {
             .filter(|path| path.extension().is_some_and(|e| e == "json"))
             .collect();
         paths.sort();
-        paths.iter().map(|path| std::fs::read_to_string(path).unwrap()).collect()
+        let read = |path| mutate::Fixture::new(&std::fs::read_to_string(path).unwrap()).unwrap();
+        paths.iter().map(read).collect()
     })
 }
 
@@ -32,7 +33,5 @@ fuzz_target!(|data: &[u8]| {
     };
     let fixtures = fixtures();
     let fixture = &fixtures[usize::from(pick) % fixtures.len()];
-    if let Some(mutated) = mutate::mutate(fixture, choices) {
-        mutate::check(&mutated);
-    }
+    mutate::check(&fixture.mutate(choices));
 });

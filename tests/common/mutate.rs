@@ -373,11 +373,28 @@ pub struct Mutated {
     pub preserving: bool,
 }
 
-/// Mutates `fixture` (well-formed JSON) as `choices` direct.
-pub fn mutate(fixture: &str, choices: &[u8]) -> Option<Mutated> {
-    let mut root = Json::parse(fixture)?;
-    let mut baseline = String::new();
-    root.write(&mut baseline);
+/// A fixture read once, to mutate many times.
+pub struct Fixture {
+    tree: Json,
+    baseline: String,
+}
+
+impl Fixture {
+    /// Reads `text` (well-formed JSON).
+    pub fn new(text: &str) -> Option<Fixture> {
+        let tree = Json::parse(text)?;
+        let mut baseline = String::new();
+        tree.write(&mut baseline);
+        Some(Fixture { tree, baseline })
+    }
+
+    /// A copy mutated as `choices` direct.
+    pub fn mutate(&self, choices: &[u8]) -> Mutated {
+        mutate_tree(self.tree.clone(), self.baseline.clone(), choices)
+    }
+}
+
+fn mutate_tree(mut root: Json, baseline: String, choices: &[u8]) -> Mutated {
     let mut choices = Choices(choices.iter());
     let mut preserving = true;
     let mut cut = None;
@@ -407,11 +424,11 @@ pub fn mutate(fixture: &str, choices: &[u8]) -> Option<Mutated> {
     if let Some(at) = cut {
         body.truncate(at % (body.len() + 1));
     }
-    Some(Mutated {
+    Mutated {
         baseline,
         body,
         preserving,
-    })
+    }
 }
 
 /// Applies mutation `op` at `site`; returns whether the meaning is kept.
@@ -507,7 +524,7 @@ fn apply(root: &mut Json, site: &Site, op: usize, choices: &mut Choices) -> Opti
         8 => {
             let replacement = match choices.below(ODD_VALUES.len() + 3)? {
                 i if i < ODD_VALUES.len() => Json::parse(ODD_VALUES[i])?,
-                i if i == ODD_VALUES.len() => Json::Str("x".repeat(choices.below(100_000)?)),
+                i if i == ODD_VALUES.len() => Json::Str("x".repeat(choices.below(10_000)?)),
                 i if i == ODD_VALUES.len() + 1 => Json::Lit(format!("1.{}", "0".repeat(choices.below(200)?))),
                 _ => {
                     let depth = choices.below(300)?;

@@ -1,0 +1,309 @@
+//! How fast `voyado-webhooks` is against the fastest thing that could replace it,
+//! measured in the same run:
+//!
+//! - per event (`eventType` before `payload`) and for an unknown event:
+//!   - `ours`: `EventEnvelope::from_slice`;
+//!   - `strict`: a plain `#[derive(Deserialize)]` of exactly the documented
+//!     fields (`tests/common/strict.rs`), with none of the tolerance;
+//!   - `value`: `serde_json::Value`, what integrators write by hand today;
+//!   - `floor`: `serde::de::IgnoredAny`, reading the JSON and nothing more;
+//! - `payload-first`: the buffered path (`payload` before `eventType`), ours
+//!   against strict;
+//! - `verify`: `Webhook::verify_at` against a bare HMAC-SHA256 (a pre-keyed
+//!   state, the same message fed in the same parts) and base64 of it;
+//! - `receive`: `Webhook::receive_at` + `dispatch` against that HMAC plus the
+//!   strict parse.
+//!
+//! `cargo bench --bench speed` runs it all and ends with the table of ratios of
+//! medians; `scripts/bench-ratios` adds the machine's description.
+
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "a benchmark"
+)]
+
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use criterion::Criterion;
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use sha2::Sha256;
+use voyado_webhooks::{Envelope, EventEnvelope, EventHandler, LoyaltyAddPoints, OffsetDateTime, Webhook};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::strict::{
+    Strict, StrictEventId, StrictLoyaltyAddPoints, StrictPointBalanceUpdated, StrictPreference,
+    StrictRewardVoucherCreated, StrictUnknown,
+};
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const MESSAGE_ID: &str = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W";
+
+/// One line of the final table: `numerator / denominator` of two benchmarks'
+/// medians, and the target it must meet.
+struct Ratio {
+    name: String,
+    numerator: String,
+    denominators: Vec<String>,
+    target: &'static str,
+    holds: fn(f64) -> bool,
+}
+
+/// `point.balance.updated.json` with the payload first: the buffered path.
+const PAYLOAD_FIRST: &str = r#"{
+  "payload": {
+    "balance": 250.0000,
+    "contactId": "0a3f7c2e-51b4-4d8e-b1a2-8c9d0e1f2a3b",
+    "accountId": 4711,
+    "definitionId": "1",
+    "balanceExpires": "2025-12-31T23:59:59+01:00"
+  },
+  "tenant": "nordicoutdoor",
+  "isEncrypted": false,
+  "id": "9d406172-be85-4a5f-9e97-5f6d4cb0df45",
+  "eventType": "point.balance.updated"
+}"#;
+
+fn parse_group<S: for<'de> Deserialize<'de>>(
+    c: &mut Criterion,
+    group: &str,
+    body: &[u8],
+    ratios: &mut Vec<Ratio>,
+) {
+    // Every contender must read the body, or the race means nothing.
+    EventEnvelope::from_slice(body).expect("ours");
+    serde_json::from_slice::<S>(body).expect("strict");
+    let mut g = c.benchmark_group(group);
+    g.bench_function("ours", |b| {
+        b.iter(|| EventEnvelope::from_slice(black_box(body)).unwrap())
+    });
+    g.bench_function("strict", |b| {
+        b.iter(|| serde_json::from_slice::<S>(black_box(body)).unwrap())
+    });
+    let payload_first = group.starts_with("payload-first");
+    if !payload_first {
+        g.bench_function("value", |b| {
+            b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(body)).unwrap())
+        });
+        g.bench_function("floor", |b| {
+            b.iter(|| serde_json::from_slice::<IgnoredAny>(black_box(body)).unwrap())
+        });
+    }
+    g.finish();
+
+    let id = |bench: &str| format!("{group}/{bench}");
+    ratios.push(Ratio {
+        name: format!("{group}: ours / strict"),
+        numerator: id("ours"),
+        denominators: vec![id("strict")],
+        target: if payload_first { "≤ 1.50" } else { "≤ 1.10" },
+        holds: if payload_first { |r| r <= 1.5 } else { |r| r <= 1.1 },
+    });
+    if !payload_first {
+        ratios.push(Ratio {
+            name: format!("{group}: value / ours"),
+            numerator: id("value"),
+            denominators: vec![id("ours")],
+            target: "≥ 2.00",
+            holds: |r| r >= 2.0,
+        });
+        ratios.push(Ratio {
+            name: format!("{group}: ours / floor"),
+            numerator: id("ours"),
+            denominators: vec![id("floor")],
+            target: "(reported)",
+            holds: |_| true,
+        });
+    }
+}
+
+/// The floor for any verifier: HMAC-SHA256 of `{id}.{timestamp}.{body}` from a
+/// pre-keyed state, base64, compared with the header's signature.
+fn bare_hmac(keyed: &Hmac<Sha256>, timestamp: &str, body: &[u8], signature: &str) -> bool {
+    let mut mac = keyed.clone();
+    for part in [MESSAGE_ID.as_bytes(), b".", timestamp.as_bytes(), b".", body] {
+        mac.update(part);
+    }
+    let mut encoded = [0u8; 44];
+    let len = STANDARD
+        .encode_slice(mac.finalize().into_bytes(), &mut encoded)
+        .unwrap();
+    signature.as_bytes().get(3..) == encoded.get(..len)
+}
+
+struct Sink;
+
+impl EventHandler for Sink {
+    type Error = Infallible;
+
+    fn loyalty_add_points(&self, event: &Envelope<LoyaltyAddPoints>) -> Result<(), Infallible> {
+        black_box(event);
+        Ok(())
+    }
+}
+
+fn verify_groups(c: &mut Criterion, ratios: &mut Vec<Ratio>) {
+    let body = common::fixture("loyalty.addPoints.json");
+    let webhook = Webhook::new(SECRET).unwrap();
+    let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    let timestamp = now.unix_timestamp().to_string();
+    let signature = webhook.sign(MESSAGE_ID, now.unix_timestamp(), &body);
+    let headers = [
+        ("svix-id", MESSAGE_ID),
+        ("svix-timestamp", timestamp.as_str()),
+        ("svix-signature", signature.as_str()),
+    ];
+    let key = STANDARD.decode(SECRET.trim_start_matches("whsec_")).unwrap();
+    let keyed = <Hmac<Sha256> as Mac>::new_from_slice(&key).unwrap();
+    assert!(bare_hmac(&keyed, &timestamp, &body, &signature));
+    webhook.verify_at(&headers[..], &body, now).unwrap();
+
+    let mut g = c.benchmark_group("verify");
+    g.bench_function("ours", |b| {
+        b.iter(|| {
+            webhook
+                .verify_at(black_box(&headers[..]), black_box(&body), now)
+                .unwrap()
+        })
+    });
+    g.bench_function("hmac", |b| {
+        b.iter(|| {
+            assert!(bare_hmac(
+                &keyed,
+                black_box(&timestamp),
+                black_box(&body),
+                &signature
+            ))
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("receive");
+    g.bench_function("ours", |b| {
+        b.iter(|| {
+            let delivery = webhook
+                .receive_at(black_box(&headers[..]), black_box(&body), now)
+                .unwrap();
+            delivery.event.dispatch(&Sink).unwrap();
+        })
+    });
+    g.bench_function("strict", |b| {
+        b.iter(|| serde_json::from_slice::<Strict<StrictLoyaltyAddPoints>>(black_box(&body)).unwrap())
+    });
+    g.finish();
+
+    ratios.push(Ratio {
+        name: "verify: ours / bare HMAC".into(),
+        numerator: "verify/ours".into(),
+        denominators: vec!["verify/hmac".into()],
+        target: "≤ 1.10",
+        holds: |r| r <= 1.1,
+    });
+    ratios.push(Ratio {
+        name: "receive+dispatch / (bare HMAC + strict)".into(),
+        numerator: "receive/ours".into(),
+        denominators: vec!["verify/hmac".into(), "receive/strict".into()],
+        target: "≤ 1.25",
+        holds: |r| r <= 1.25,
+    });
+}
+
+/// The median criterion recorded for a benchmark (`group/bench`), in nanoseconds.
+fn median_ns(id: &str) -> Option<f64> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let path = target.join("criterion").join(id).join("new/estimates.json");
+    let estimates: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    estimates.pointer("/median/point_estimate")?.as_f64()
+}
+
+fn print_table(ratios: &[Ratio]) {
+    println!("\n| Ratio (medians) | Measured | Target | Holds |");
+    println!("|---|---|---|---|");
+    let mut all = true;
+    for ratio in ratios {
+        let numerator = median_ns(&ratio.numerator);
+        let denominator: Option<f64> = ratio.denominators.iter().map(|id| median_ns(id)).sum();
+        match (numerator, denominator) {
+            (Some(n), Some(d)) => {
+                let r = n / d;
+                let holds = (ratio.holds)(r);
+                all &= holds;
+                println!(
+                    "| {} | {r:.2} ({n:.0} ns / {d:.0} ns) | {} | {} |",
+                    ratio.name,
+                    ratio.target,
+                    if holds { "yes" } else { "**no**" }
+                );
+            }
+            _ => println!(
+                "| {} | not measured in this run | {} | |",
+                ratio.name, ratio.target
+            ),
+        }
+    }
+    println!("\nEvery target holds: {}", if all { "yes" } else { "no" });
+}
+
+fn main() {
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args();
+    let mut ratios = Vec::new();
+    let r = &mut ratios;
+    let fixture = common::fixture;
+    parse_group::<Strict<StrictPreference>>(
+        &mut c,
+        "contact.acceptsEmail.changed",
+        &fixture("contact.acceptsEmail.changed.json"),
+        r,
+    );
+    parse_group::<Strict<StrictLoyaltyAddPoints>>(
+        &mut c,
+        "loyalty.addPoints",
+        &fixture("loyalty.addPoints.json"),
+        r,
+    );
+    parse_group::<Strict<StrictPointBalanceUpdated>>(
+        &mut c,
+        "point.balance.updated",
+        &fixture("point.balance.updated.json"),
+        r,
+    );
+    parse_group::<StrictEventId<StrictRewardVoucherCreated>>(
+        &mut c,
+        "reward.voucher.created",
+        &fixture("reward.voucher.created.json"),
+        r,
+    );
+    parse_group::<StrictUnknown>(
+        &mut c,
+        "unknown.contact.created",
+        &fixture("contact.created-unknown.json"),
+        r,
+    );
+    parse_group::<Strict<StrictPointBalanceUpdated>>(
+        &mut c,
+        "payload-first.point.balance.updated",
+        PAYLOAD_FIRST.as_bytes(),
+        r,
+    );
+    verify_groups(&mut c, &mut ratios);
+    c.final_summary();
+    print_table(&ratios);
+}
