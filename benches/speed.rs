@@ -30,7 +30,7 @@
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -221,23 +221,28 @@ fn verify_groups(c: &mut Criterion, ratios: &mut Vec<Ratio>) {
     });
 }
 
-/// The median criterion recorded for a benchmark (`group/bench`), in nanoseconds.
-fn median_ns(id: &str) -> Option<f64> {
+/// The median criterion recorded for a benchmark (`group/bench`) since `since`,
+/// in nanoseconds.
+fn median_ns(id: &str, since: SystemTime) -> Option<f64> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
     let path = target.join("criterion").join(id).join("new/estimates.json");
+    // An older file is from another run: never mix runs in one ratio.
+    if std::fs::metadata(&path).ok()?.modified().ok()? < since {
+        return None;
+    }
     let estimates: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
     estimates.pointer("/median/point_estimate")?.as_f64()
 }
 
-fn print_table(ratios: &[Ratio]) {
+fn print_table(ratios: &[Ratio], since: SystemTime) {
     println!("\n| Ratio (medians) | Measured | Target | Holds |");
     println!("|---|---|---|---|");
     let mut all = true;
     for ratio in ratios {
-        let numerator = median_ns(&ratio.numerator);
-        let denominator: Option<f64> = ratio.denominators.iter().map(|id| median_ns(id)).sum();
+        let numerator = median_ns(&ratio.numerator, since);
+        let denominator: Option<f64> = ratio.denominators.iter().map(|id| median_ns(id, since)).sum();
         match (numerator, denominator) {
             (Some(n), Some(d)) => {
                 let r = n / d;
@@ -260,6 +265,7 @@ fn print_table(ratios: &[Ratio]) {
 }
 
 fn main() {
+    let start = SystemTime::now();
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
@@ -305,5 +311,5 @@ fn main() {
     );
     verify_groups(&mut c, &mut ratios);
     c.final_summary();
-    print_table(&ratios);
+    print_table(&ratios, start);
 }

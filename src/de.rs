@@ -5,7 +5,7 @@
 //! serde_json's `arbitrary_precision` (and unaffected by it when another crate in
 //! the build turns it on), and lets every error say what it found.
 
-use std::borrow::{Borrow, Cow};
+use std::borrow::Cow;
 use std::fmt;
 
 use rust_decimal::Decimal;
@@ -16,6 +16,8 @@ use time::format_description::well_known::Rfc3339;
 use time::{Date, Month, OffsetDateTime, Time, UtcOffset};
 
 use crate::error::{ParseError, ParseErrorKind};
+
+pub(crate) mod scan;
 use crate::event::EventType;
 use crate::raw::Extra;
 
@@ -108,11 +110,11 @@ impl Trace {
         raw: R,
         path: impl FnOnce() -> String,
     ) -> Result<Box<RawValue>, E> {
-        if nesting(raw.borrow().get()) > MAX_DEPTH {
+        if !R::DEPTH_CHECKED && nesting(raw.text()) > MAX_DEPTH {
             let kind = ParseErrorKind::TooDeep { limit: MAX_DEPTH };
             return Err(self.fail(path(), kind));
         }
-        Ok(raw.into_box())
+        raw.into_box().map_err(E::custom)
     }
 
     /// The value of a field that may be absent: its default, or a "missing" failure.
@@ -131,19 +133,32 @@ impl Trace {
 
 /// How a value's raw JSON text is captured: borrowed from the input where the
 /// deserializer allows it (`from_slice`, `from_str`), owned otherwise.
-pub(crate) trait RawText<'de>: Deserialize<'de> + Borrow<RawValue> {
-    fn into_box(self) -> Box<RawValue>;
+pub(crate) trait RawText<'de>: Deserialize<'de> {
+    /// Whether the reader already refused values nested past [`MAX_DEPTH`].
+    const DEPTH_CHECKED: bool = false;
+    /// The value's JSON text, exactly as received.
+    fn text(&self) -> &str;
+    /// The value, to keep.
+    fn into_box(self) -> Result<Box<RawValue>, serde_json::Error>;
 }
 
 impl<'de> RawText<'de> for &'de RawValue {
-    fn into_box(self) -> Box<RawValue> {
-        self.to_owned()
+    #[inline]
+    fn text(&self) -> &str {
+        self.get()
+    }
+    fn into_box(self) -> Result<Box<RawValue>, serde_json::Error> {
+        Ok(self.to_owned())
     }
 }
 
 impl RawText<'_> for Box<RawValue> {
-    fn into_box(self) -> Box<RawValue> {
-        self
+    #[inline]
+    fn text(&self) -> &str {
+        self.get()
+    }
+    fn into_box(self) -> Result<Box<RawValue>, serde_json::Error> {
+        Ok(self)
     }
 }
 

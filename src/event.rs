@@ -265,15 +265,18 @@ impl EventEnvelope {
 }
 
 /// Same as [`EventEnvelope::from_slice`].
+/// Both readers behind `from_slice`, for the fuzz targets to compare: the fast
+/// path's event where it takes the delivery, and serde_json's result.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub fn fuzz_both_readers(body: &str) -> (Option<EventEnvelope>, Result<EventEnvelope, ParseError>) {
+    (parse::fast(body), parse::slow(body))
+}
+
 impl FromStr for EventEnvelope {
     type Err = ParseError;
     fn from_str(body: &str) -> Result<Self, ParseError> {
-        let mut trace = Trace::default();
-        let mut deserializer = serde_json::Deserializer::from_str(body);
-        let result = EnvelopeSeed::<&RawValue>::new(&mut trace)
-            .deserialize(&mut deserializer)
-            .and_then(|event| deserializer.end().map(|()| event));
-        result.map_err(|error| parse::parse_error(&error, trace, body.as_bytes()))
+        parse::fast(body).map_or_else(|| parse::slow(body), Ok)
     }
 }
 

@@ -119,6 +119,9 @@ mod verify;
 #[cfg(feature = "decrypt")]
 pub use decrypt::{DecryptError, Decryptor, KeyError};
 pub use error::{ParseError, ParseErrorKind};
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub use event::fuzz_both_readers;
 pub use event::{Envelope, EventEnvelope, EventType};
 pub use handler::{AsyncEventHandler, EventHandler};
 pub use headers::HeaderSource;

@@ -63,7 +63,7 @@ macro_rules! payload {
                         $(
                             Some(Name::$field) if $field.as_ref().is_none_or(Field::is_absent) => {
                                 let path = || format!("payload.{}", key.as_str());
-                                $field = Some(trace.read::<_, A::Error>(path, raw.borrow().get())?);
+                                $field = Some(trace.read::<_, A::Error>(path, raw.text())?);
                             }
                         )*
                         _ => {

@@ -165,7 +165,7 @@ impl Webhook {
         let verified = self.verify_at(headers, body, now)?;
         let event = self.decrypt(EventEnvelope::from_slice(body)?)?;
         Ok(Delivery {
-            message_id: verified.message_id,
+            message_id: verified.message_id.to_owned(),
             timestamp: verified.timestamp,
             event,
         })
@@ -253,6 +253,6 @@ mod tests {
         data::<Delivery>();
         data::<Handled>();
         data::<Webhook>();
-        data::<crate::VerifiedHeaders>();
+        data::<crate::VerifiedHeaders<'static>>();
     }
 }

@@ -1,6 +1,6 @@
 //! Heap allocations, counted by a global allocator: parsing allocates once per
 //! owned string it hands back plus at most `PARSE_OVERHEAD`, and verifying a
-//! delivery allocates `VERIFY_ALLOCATIONS` times whatever the body's size.
+//! delivery allocates `VERIFY_ALLOCATIONS` times (none) whatever the body's size.
 //!
 //! Runs without the test harness (`harness = false`), so no other thread
 //! allocates while a count is taken.
@@ -29,9 +29,10 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 /// overhead measured on them is 3.
 const PARSE_OVERHEAD: usize = 3;
 
-/// Verifying allocates the message id it returns, and nothing else.
+/// Verifying allocates nothing: the HMAC state is copied on the stack, signatures
+/// are decoded on the stack, and the message id is borrowed from the headers.
 #[cfg(feature = "verify")]
-const VERIFY_ALLOCATIONS: usize = 1;
+const VERIFY_ALLOCATIONS: usize = 0;
 
 /// Allocations and reallocations while `f` runs.
 fn allocations<T>(f: impl FnOnce() -> T) -> (T, usize) {
