@@ -275,8 +275,12 @@ pub fn fuzz_both_readers(body: &str) -> (Option<EventEnvelope>, Result<EventEnve
 
 impl FromStr for EventEnvelope {
     type Err = ParseError;
+    #[inline]
     fn from_str(body: &str) -> Result<Self, ParseError> {
-        parse::fast(body).map_or_else(|| parse::slow(body), Ok)
+        match parse::fast(body) {
+            Some(event) => Ok(event),
+            None => parse::slow(body),
+        }
     }
 }
 

@@ -144,6 +144,7 @@ impl<'de, R: RawText<'de>> Visitor<'de> for EnvelopeSeed<'_, R> {
 
 /// Reads a delivery on the fast path ([`crate::de::scan`]), if it is plain enough; `None`
 /// leaves it to serde_json.
+#[inline]
 pub(crate) fn fast(body: &str) -> Option<EventEnvelope> {
     let mut trace = Trace::default();
     let mut scanner = Scanner::new(body);
@@ -205,12 +206,14 @@ pub(crate) fn decrypted_payload(
 /// Reads a payload into the event its type makes. A string payload where an
 /// object was expected comes back as `Encrypted`, for the caller to accept or
 /// refuse once `isEncrypted` is known.
+#[inline]
 fn read_payload<'de, S: Source<'de>>(
     event_type: &EventType,
     is_encrypted: Option<bool>,
     source: S,
     trace: &mut Trace,
 ) -> Result<EventEnvelope, S::Error> {
+    #[inline]
     fn typed<'de, P: Payload, S: Source<'de>>(
         event_type: &EventType,
         source: S,
