@@ -16,10 +16,10 @@ use time::format_description::well_known::Rfc3339;
 use time::{Date, Month, OffsetDateTime, Time, UtcOffset};
 
 use crate::error::{ParseError, ParseErrorKind};
-
-pub(crate) mod scan;
 use crate::event::EventType;
 use crate::raw::Extra;
+
+pub(crate) mod scan;
 
 /// The most characters of a bad value an error message quotes.
 const FOUND_MAX_CHARS: usize = 60;

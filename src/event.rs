@@ -264,7 +264,6 @@ impl EventEnvelope {
     }
 }
 
-/// Same as [`EventEnvelope::from_slice`].
 /// Both readers behind `from_slice`, for the fuzz targets to compare: the fast
 /// path's event where it takes the delivery, and serde_json's result.
 #[cfg(fuzzing)]
@@ -273,6 +272,8 @@ pub fn fuzz_both_readers(body: &str) -> (Option<EventEnvelope>, Result<EventEnve
     (parse::fast(body), parse::slow(body))
 }
 
+/// Same as [`EventEnvelope::from_slice`]: plain deliveries are read by a fast
+/// scanner, anything else (and every error) by serde_json.
 impl FromStr for EventEnvelope {
     type Err = ParseError;
     #[inline]

@@ -4,6 +4,10 @@
 //! When `eventType` comes before `payload` (the usual order) the payload is read
 //! straight into its struct. When it comes after, the payload's text is captured
 //! and read once the type is known.
+//!
+//! The same visitors serve two readers: [`fast`], over the crate's own scanner,
+//! for plain deliveries, and [`slow`], over serde_json, for everything else and
+//! for explaining errors.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -142,8 +146,8 @@ impl<'de, R: RawText<'de>> Visitor<'de> for EnvelopeSeed<'_, R> {
     }
 }
 
-/// Reads a delivery on the fast path ([`crate::de::scan`]), if it is plain enough; `None`
-/// leaves it to serde_json.
+/// Reads a delivery on the fast path ([`crate::de::scan`]), if it is plain
+/// enough; `None` leaves it to serde_json.
 #[inline]
 pub(crate) fn fast(body: &str) -> Option<EventEnvelope> {
     let mut trace = Trace::default();
