@@ -58,8 +58,36 @@ struct Ratio {
     name: String,
     numerator: String,
     denominators: Vec<String>,
-    target: &'static str,
-    holds: fn(f64) -> bool,
+    target: Target,
+}
+
+/// What a ratio must be.
+#[derive(Clone, Copy)]
+enum Target {
+    AtMost(f64),
+    AtLeast(f64),
+    /// Shown for context, with no target.
+    Reported,
+}
+
+impl Target {
+    fn holds(self, ratio: f64) -> bool {
+        match self {
+            Target::AtMost(limit) => ratio <= limit,
+            Target::AtLeast(limit) => ratio >= limit,
+            Target::Reported => true,
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::AtMost(limit) => write!(f, "≤ {limit:.2}"),
+            Target::AtLeast(limit) => write!(f, "≥ {limit:.2}"),
+            Target::Reported => f.write_str("(reported)"),
+        }
+    }
 }
 
 /// `point.balance.updated.json` with the payload first: the buffered path.
@@ -109,23 +137,20 @@ fn parse_group<S: for<'de> Deserialize<'de>>(
         name: format!("{group}: ours / strict"),
         numerator: id("ours"),
         denominators: vec![id("strict")],
-        target: if payload_first { "≤ 1.50" } else { "≤ 1.10" },
-        holds: if payload_first { |r| r <= 1.5 } else { |r| r <= 1.1 },
+        target: Target::AtMost(if payload_first { 1.5 } else { 1.1 }),
     });
     if !payload_first {
         ratios.push(Ratio {
             name: format!("{group}: value / ours"),
             numerator: id("value"),
             denominators: vec![id("ours")],
-            target: "≥ 2.00",
-            holds: |r| r >= 2.0,
+            target: Target::AtLeast(2.0),
         });
         ratios.push(Ratio {
             name: format!("{group}: ours / floor"),
             numerator: id("ours"),
             denominators: vec![id("floor")],
-            target: "(reported)",
-            holds: |_| true,
+            target: Target::Reported,
         });
     }
 }
@@ -209,15 +234,13 @@ fn verify_groups(c: &mut Criterion, ratios: &mut Vec<Ratio>) {
         name: "verify: ours / bare HMAC".into(),
         numerator: "verify/ours".into(),
         denominators: vec!["verify/hmac".into()],
-        target: "≤ 1.10",
-        holds: |r| r <= 1.1,
+        target: Target::AtMost(1.1),
     });
     ratios.push(Ratio {
         name: "receive+dispatch / (bare HMAC + strict)".into(),
         numerator: "receive/ours".into(),
         denominators: vec!["verify/hmac".into(), "receive/strict".into()],
-        target: "≤ 1.25",
-        holds: |r| r <= 1.25,
+        target: Target::AtMost(1.25),
     });
 }
 
@@ -246,7 +269,7 @@ fn print_table(ratios: &[Ratio], since: SystemTime) {
         match (numerator, denominator) {
             (Some(n), Some(d)) => {
                 let r = n / d;
-                let holds = (ratio.holds)(r);
+                let holds = ratio.target.holds(r);
                 all &= holds;
                 println!(
                     "| {} | {r:.2} ({n:.0} ns / {d:.0} ns) | {} | {} |",

@@ -132,7 +132,8 @@ impl Trace {
 }
 
 /// How a value's raw JSON text is captured: borrowed from the input where the
-/// deserializer allows it (`from_slice`, `from_str`), owned otherwise.
+/// reader allows it (the fast path's [`scan::Span`], serde_json's `&RawValue`
+/// under `from_slice` and `from_str`), owned otherwise.
 pub(crate) trait RawText<'de>: Deserialize<'de> {
     /// Whether the reader already refused values nested past [`MAX_DEPTH`].
     const DEPTH_CHECKED: bool = false;

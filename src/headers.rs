@@ -40,13 +40,7 @@ impl<T: HeaderSource + ?Sized> HeaderSource for &T {
 impl<K: AsRef<str>, V: AsRef<str>> HeaderSource for [(K, V)] {
     #[inline]
     fn header(&self, name: &str) -> Option<&str> {
-        // A plain loop: this runs three times per delivery.
-        for (k, v) in self {
-            if k.as_ref().eq_ignore_ascii_case(name) {
-                return Some(v.as_ref());
-            }
-        }
-        None
+        find(self.iter().map(|(k, v)| (k, v)), name)
     }
 }
 
@@ -66,13 +60,13 @@ impl<K: AsRef<str>, V: AsRef<str>> HeaderSource for Vec<(K, V)> {
 
 impl<S> HeaderSource for HashMap<String, String, S> {
     fn header(&self, name: &str) -> Option<&str> {
-        find(self.iter().map(|(k, v)| (k.as_str(), v.as_str())), name)
+        find(self, name)
     }
 }
 
 impl HeaderSource for BTreeMap<String, String> {
     fn header(&self, name: &str) -> Option<&str> {
-        find(self.iter().map(|(k, v)| (k.as_str(), v.as_str())), name)
+        find(self, name)
     }
 }
 
@@ -88,8 +82,19 @@ impl HeaderSource for http::HeaderMap {
 /// The first value whose name matches, ignoring ASCII case. Maps are searched
 /// whole: their keys may be in any case.
 #[inline]
-fn find<'a>(mut pairs: impl Iterator<Item = (&'a str, &'a str)>, name: &str) -> Option<&'a str> {
-    pairs.find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+fn find<'a, K, V>(pairs: impl IntoIterator<Item = (&'a K, &'a V)>, name: &str) -> Option<&'a str>
+where
+    K: AsRef<str> + ?Sized + 'a,
+    V: AsRef<str> + ?Sized + 'a,
+{
+    // A plain loop: it runs three times per delivery, and measured faster than
+    // `Iterator::find` over mapped pairs.
+    for (k, v) in pairs {
+        if k.as_ref().eq_ignore_ascii_case(name) {
+            return Some(v.as_ref());
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -221,7 +221,7 @@ impl Webhook {
         let (timestamp_text, signatures) = (get(names.timestamp)?, get(names.signature)?);
 
         let (sent, timestamp) = parse_timestamp(timestamp_text)?;
-        let (now, sent) = (now.unix_timestamp(), sent);
+        let now = now.unix_timestamp();
         let age = Duration::seconds(now.saturating_sub(sent));
         if age > self.tolerance {
             return Err(VerifyError::TimestampTooOld {

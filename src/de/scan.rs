@@ -113,8 +113,8 @@ impl<'a> Scanner<'a> {
                         _ => return Err(GiveUp),
                     }
                 }
-                0..=0x1f => return Err(GiveUp),
-                _ => self.bump(),
+                // `skip_plain` stops only at those two or a control character.
+                _ => return Err(GiveUp),
             }
         }
         let contents = self.text.get(start..self.at).ok_or(GiveUp)?;
