@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use serde::de::value::BorrowedStrDeserializer;
+use serde::de::value::{BorrowedStrDeserializer, MapDeserializer};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
@@ -366,8 +366,49 @@ impl<'de> RawText<'de> for Span<'de> {
         self.0
     }
 
+    /// Copies the text without validating it again: the scanner validated it
+    /// as serde_json would. Should serde_json ever stop speaking the protocol
+    /// [`Verbatim`] relies on, the text is validated again, never altered.
     fn into_box(self) -> Result<Box<RawValue>, serde_json::Error> {
-        RawValue::from_string(self.0.to_owned())
+        match <Box<RawValue> as de::Deserialize>::deserialize(Verbatim(self.0)) {
+            Ok(raw) if raw.get() == self.0 => Ok(raw),
+            _ => RawValue::from_string(self.0.to_owned()),
+        }
+    }
+}
+
+/// The name under which serde_json's `RawValue` deserializes itself: a newtype
+/// struct around one map entry whose value is the JSON text. It is serde_json's
+/// private protocol, not its API, hence the check and the fallback in
+/// [`Span::into_box`].
+const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+
+/// Validated JSON text, offered to `Box<RawValue>` the way serde_json offers it
+/// (which is how serde_json's `to_raw_value` skips validation too).
+struct Verbatim<'a>(&'a str);
+
+impl<'de> Deserializer<'de> for Verbatim<'de> {
+    type Error = GiveUp;
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, GiveUp> {
+        if name != RAW_VALUE_TOKEN {
+            return Err(GiveUp);
+        }
+        visitor.visit_map(MapDeserializer::new(std::iter::once((RAW_VALUE_TOKEN, self.0))))
+    }
+
+    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, GiveUp> {
+        Err(GiveUp)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct seq tuple tuple_struct map struct
+        enum identifier ignored_any
     }
 }
 
@@ -434,6 +475,17 @@ mod tests {
             assert!(serde_json::from_str::<&RawValue>(bad).is_err(), "{bad}");
             assert_eq!(span(bad), None, "{bad}");
         }
+    }
+
+    /// serde_json still takes text it need not validate again; if this fails,
+    /// kept values are validated twice (slower, still exact).
+    #[test]
+    fn kept_text_is_copied_without_a_second_validation() {
+        let text = "{\"a\": [1, \"\\u00E5\"]}";
+        let raw: Result<Box<RawValue>, GiveUp> = de::Deserialize::deserialize(Verbatim(text));
+        assert_eq!(raw.ok().as_deref().map(RawValue::get), Some(text));
+        let kept = Span(text).into_box().ok();
+        assert_eq!(kept.as_deref().map(RawValue::get), Some(text));
     }
 
     #[test]
