@@ -117,7 +117,17 @@ mod tests {
 
     #[test]
     fn names_match_as_eq_ignore_ascii_case_does() {
-        let names = ["svix-id", "SVIX-ID", "svix-ie", "svix-timestamp", "svix-signature", "", "å", "Å", "x"];
+        let names = [
+            "svix-id",
+            "SVIX-ID",
+            "svix-ie",
+            "svix-timestamp",
+            "svix-signature",
+            "",
+            "å",
+            "Å",
+            "x",
+        ];
         for a in names {
             for b in names {
                 assert_eq!(same_name(a, b), a.eq_ignore_ascii_case(b), "{a:?} {b:?}");

@@ -14,7 +14,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
-use crate::de::{Field, Key, RawText, Trace, match_key};
+use crate::de::{Field, Key, RawText, Trace, field_names};
 use crate::error::ParseErrorKind;
 use crate::raw::{Extra, RawPayload};
 
@@ -50,16 +50,13 @@ macro_rules! payload {
                 mut map: A,
                 trace: &mut Trace,
             ) -> Result<Self, A::Error> {
-                #[allow(non_camel_case_types)]
-                #[derive(Clone, Copy)]
-                enum Name { $($field),* }
-                const NAMES: &[(Name, &[&str])] = &[$( (Name::$field, &[$wire $(, $alias)*]) ),*];
+                field_names! { enum Name { $($field = [$wire $(, $alias)*],)* } }
 
                 $( let mut $field: Option<$ty> = None; )*
                 let mut extra = Extra::new();
                 while let Some(key) = map.next_key::<Key<'de>>()? {
                     let raw: R = map.next_value()?;
-                    match match_key(key.as_str(), NAMES) {
+                    match Name::of(key.as_str()) {
                         $(
                             Some(Name::$field) if $field.as_ref().is_none_or(Field::is_absent) => {
                                 let path = || format!("payload.{}", key.as_str());

@@ -347,9 +347,15 @@ fn parse_timestamp(text: &str) -> Result<(i64, OffsetDateTime), VerifyError> {
         return Err(invalid());
     }
     let magnitude = significant.bytes().fold(0i64, |value, b| {
-        value.wrapping_mul(10).wrapping_add(i64::from(b.wrapping_sub(b'0')))
+        value
+            .wrapping_mul(10)
+            .wrapping_add(i64::from(b.wrapping_sub(b'0')))
     });
-    let seconds = if negative { magnitude.wrapping_neg() } else { magnitude };
+    let seconds = if negative {
+        magnitude.wrapping_neg()
+    } else {
+        magnitude
+    };
     let time = OffsetDateTime::from_unix_timestamp(seconds).map_err(|_| invalid())?;
     Ok((seconds, time))
 }

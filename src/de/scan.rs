@@ -122,25 +122,29 @@ impl<'a> Scanner<'a> {
         Ok((contents, escaped))
     }
 
-    /// Skips string bytes that need no attention (not `"`, `\` or a control
+    /// Skips string bytes that need no attention (not `"`, `\\` or a control
     /// character), eight at a time.
     #[inline]
     fn skip_plain(&mut self) {
-        const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-        const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-        // Whether any byte of `word` is zero (the classic bit trick, exact when
-        // it says no).
-        let has_zero = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS != 0;
+        const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+        const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+        // The high bit of each byte of `word` below `limit` (the classic bit
+        // trick: a byte above a flagged one may be flagged too, so only the
+        // lowest flag is exact, and only it is used).
+        let below =
+            |word: u64, limit: u8| word.wrapping_sub(ONES.wrapping_mul(u64::from(limit))) & !word & HIGHS;
         let rest = self.text.as_bytes().get(self.at..).unwrap_or_default();
         let mut skipped = 0usize;
         for chunk in rest.chunks_exact(8) {
-            let word = u64::from_ne_bytes(<[u8; 8]>::try_from(chunk).unwrap_or([0; 8]));
-            let control = word.wrapping_sub(ONES.wrapping_mul(0x20)) & !word & HIGHS != 0;
-            if control
-                || has_zero(word ^ ONES.wrapping_mul(u64::from(b'"')))
-                || has_zero(word ^ ONES.wrapping_mul(u64::from(b'\\')))
-            {
-                break;
+            let word = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).unwrap_or([0; 8]));
+            let flags = below(word, 0x20)
+                | below(word ^ ONES.wrapping_mul(u64::from(b'"')), 1)
+                | below(word ^ ONES.wrapping_mul(u64::from(b'\\')), 1);
+            if flags != 0 {
+                // Little-endian: the lowest flag is the first such byte.
+                let first = usize::try_from(flags.trailing_zeros() / 8).unwrap_or(0);
+                self.at = self.at.saturating_add(skipped).saturating_add(first);
+                return;
             }
             skipped = skipped.saturating_add(8);
         }
@@ -474,6 +478,21 @@ mod tests {
         ] {
             assert!(serde_json::from_str::<&RawValue>(bad).is_err(), "{bad}");
             assert_eq!(span(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn plain_runs_end_at_the_first_byte_that_needs_attention() {
+        // Neighbours of the bytes looked for, and bytes above 0x7f.
+        let plain = [" ", "!", "#", "[", "]", "\u{7f}", "é", "a"];
+        for special in ["\"", "\\", "\n", "\u{1f}", "\u{0}"] {
+            for len in 0..24 {
+                let prefix: String = plain.iter().cycle().take(len).copied().collect();
+                let text = format!("{prefix}{special}\"\\");
+                let mut scanner = Scanner::new(&text);
+                scanner.skip_plain();
+                assert_eq!(scanner.at, prefix.len(), "{text:?}");
+            }
         }
     }
 

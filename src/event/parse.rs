@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 
 use super::{Envelope, EventEnvelope, EventType};
 use crate::de::scan::{Scanner, Span, Value};
-use crate::de::{Field, Key, RawText, Trace, match_key};
+use crate::de::{Field, Key, RawText, Trace, field_names};
 use crate::error::{ParseError, ParseErrorKind};
 use crate::payload::{Payload, PayloadSeed, Received};
 use crate::raw::{Extra, RawPayload};
@@ -44,22 +44,15 @@ impl<'de, R: RawText<'de>> DeserializeSeed<'de> for EnvelopeSeed<'_, R> {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Name {
-    EventType,
-    Id,
-    Tenant,
-    IsEncrypted,
-    Payload,
+field_names! {
+    enum Name {
+        EventType = ["eventType"],
+        Id = ["id", "eventId"],
+        Tenant = ["tenant"],
+        IsEncrypted = ["isEncrypted"],
+        Payload = ["payload"],
+    }
 }
-
-const NAMES: &[(Name, &[&str])] = &[
-    (Name::EventType, &["eventType"]),
-    (Name::Id, &["id", "eventId"]),
-    (Name::Tenant, &["tenant"]),
-    (Name::IsEncrypted, &["isEncrypted"]),
-    (Name::Payload, &["payload"]),
-];
 
 /// The payload as far as it could be read when it was met.
 #[allow(clippy::large_enum_variant, reason = "lives on the stack for one parse")]
@@ -86,7 +79,7 @@ impl<'de, R: RawText<'de>> Visitor<'de> for EnvelopeSeed<'_, R> {
         let mut extra = Extra::new();
 
         while let Some(key) = map.next_key::<Key<'de>>()? {
-            let name = match_key(key.as_str(), NAMES);
+            let name = Name::of(key.as_str());
             if let (Some(Name::Payload), None) = (name, &payload) {
                 payload = Some(match &event_type {
                     Some(event_type) => {
@@ -326,7 +319,7 @@ pub(crate) fn peek_event(input: &[u8]) -> (Option<EventType>, Option<String>) {
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
             while let Some(key) = map.next_key::<Key<'de>>()? {
                 let raw: &RawValue = map.next_value()?;
-                match match_key(key.as_str(), NAMES) {
+                match Name::of(key.as_str()) {
                     Some(Name::EventType) if self.0.0.is_none() => {
                         self.0.0 = EventType::read(raw.get()).ok();
                     }
