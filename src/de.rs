@@ -421,11 +421,17 @@ impl Scalar for String {
 impl Scalar for i64 {
     const EXPECTED: &'static str = "an integer";
     fn from_json(json: Json<'_>) -> Option<Self> {
-        let decimal = match json {
-            Json::Number(n) => parse_decimal(n)?,
-            Json::String(s) => parse_decimal(s.trim())?,
+        let text = match json {
+            Json::Number(n) => n,
+            Json::String(ref s) => trim(s),
             _ => return None,
         };
+        // Plain digits, the usual form, are read directly; `42.0` and `4.2e1` as
+        // decimals.
+        if let Some(integer) = parse_integer(text) {
+            return Some(integer);
+        }
+        let decimal = parse_decimal(text)?;
         if decimal.fract().is_zero() {
             i64::try_from(decimal).ok()
         } else {
@@ -443,8 +449,8 @@ impl Scalar for bool {
     fn from_json(json: Json<'_>) -> Option<Self> {
         match json {
             Json::Bool(b) => Some(b),
-            Json::String(s) if s.trim().eq_ignore_ascii_case("true") => Some(true),
-            Json::String(s) if s.trim().eq_ignore_ascii_case("false") => Some(false),
+            Json::String(s) if trim(&s).eq_ignore_ascii_case("true") => Some(true),
+            Json::String(s) if trim(&s).eq_ignore_ascii_case("false") => Some(false),
             _ => None,
         }
     }
@@ -459,7 +465,7 @@ impl Scalar for Decimal {
     fn from_json(json: Json<'_>) -> Option<Self> {
         match json {
             Json::Number(n) => parse_decimal(n),
-            Json::String(s) => parse_decimal(s.trim()),
+            Json::String(s) => parse_decimal(trim(&s)),
             _ => None,
         }
     }
@@ -476,7 +482,7 @@ impl Scalar for OffsetDateTime {
     const EXPECTED: &'static str = "an ISO 8601 timestamp";
     fn from_json(json: Json<'_>) -> Option<Self> {
         match json {
-            Json::String(s) => parse_timestamp(s.trim()),
+            Json::String(s) => parse_timestamp(trim(&s)),
             _ => None,
         }
     }
@@ -490,13 +496,46 @@ impl Scalar for EventType {
     const EXPECTED: &'static str = "an event type name";
     fn from_json(json: Json<'_>) -> Option<Self> {
         match json {
-            Json::String(s) if !s.trim().is_empty() => Some(EventType::from(s.trim())),
+            Json::String(s) if !trim(&s).is_empty() => Some(EventType::from(trim(&s))),
             _ => None,
         }
     }
     fn write<M: SerializeMap>(&self, key: &'static str, map: &mut M) -> Result<(), M::Error> {
         map.serialize_entry(key, self)
     }
+}
+
+/// `str::trim`, at no cost for text that starts and ends with a visible ASCII
+/// character (nearly all of it).
+#[inline]
+fn trim(text: &str) -> &str {
+    match (text.as_bytes().first(), text.as_bytes().last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => text,
+        _ => text.trim(),
+    }
+}
+
+/// An integer written as plain digits (`-` allowed) that surely fits an `i64`
+/// (up to 18 digits); `None` for anything else, left to [`parse_decimal`].
+#[inline]
+fn parse_integer(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.as_bytes() {
+        [b'-', digits @ ..] => (true, digits),
+        digits => (false, digits),
+    };
+    if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let magnitude = digits.iter().fold(0i64, |value, &b| {
+        value
+            .wrapping_mul(10)
+            .wrapping_add(i64::from(b.wrapping_sub(b'0')))
+    });
+    Some(if negative {
+        magnitude.wrapping_neg()
+    } else {
+        magnitude
+    })
 }
 
 /// Parses a JSON-style number exactly: `-12.340`, `1.5e-3`, `2E2`. `None` if it is
@@ -549,17 +588,25 @@ pub(crate) fn parse_decimal(text: &str) -> Option<Decimal> {
     };
     // The value is digits × 10^-scale; every digit is kept, and what a Decimal
     // cannot hold (over 2^96 - 1, or a scale over 28) is refused, never rounded.
-    // Up to 29 significant digits are summed (2^96 - 1 has 29), so the sum never
-    // overflows and needs no check per digit.
-    let (mut digits, mut significant) = (0i128, 0usize);
-    for &b in int.iter().chain(frac) {
-        let digit = b.wrapping_sub(b'0');
-        significant = significant.saturating_add(usize::from(digits != 0 || digit != 0));
-        if significant > 29 {
-            return None;
+    // No sum below overflows, so none needs a check per digit: any 19 digits fit
+    // 64 bits (the usual case), and 29 significant ones (as many as 2^96 - 1
+    // has) fit 128.
+    let mut digits: i128 = if int.len().saturating_add(frac.len()) <= 19 {
+        let sum = |sum: u64, &b: &u8| sum.wrapping_mul(10).wrapping_add(u64::from(b.wrapping_sub(b'0')));
+        i128::from(frac.iter().fold(int.iter().fold(0, sum), sum))
+    } else {
+        let mut digits = 0i128;
+        let mut significant = 0usize;
+        for &b in int.iter().chain(frac) {
+            let digit = b.wrapping_sub(b'0');
+            significant = significant.saturating_add(usize::from(digits != 0 || digit != 0));
+            if significant > 29 {
+                return None;
+            }
+            digits = digits.wrapping_mul(10).wrapping_add(i128::from(digit));
         }
-        digits = digits.wrapping_mul(10).wrapping_add(i128::from(digit));
-    }
+        digits
+    };
     let mut scale = i64::try_from(frac.len()).ok()?.checked_sub(exponent)?;
     if scale < 0 {
         // At most 29 digits fit, so a longer shift of anything but zero overflows.
