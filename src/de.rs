@@ -621,6 +621,10 @@ pub(crate) fn parse_decimal(text: &str) -> Option<Decimal> {
     Some(value)
 }
 
+/// Parses a .NET `DateTimeOffset` as Voyado writes it, tolerantly:
+/// `YYYY-MM-DD`, then `T`, `t` or a space, `HH:MM:SS`, any number of fraction
+/// digits (past nanoseconds truncated), and `Z`, `z`, `±HH:MM`, `±HHMM`, `±HH` or
+/// nothing (UTC). The offset is kept.
 pub(crate) fn parse_timestamp(text: &str) -> Option<OffsetDateTime> {
     let mut s = Scanner(text.as_bytes());
     let year = s.number(4)?;

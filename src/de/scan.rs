@@ -122,7 +122,7 @@ impl<'a> Scanner<'a> {
         Ok((contents, escaped))
     }
 
-    /// Skips string bytes that need no attention (not `"`, `\\` or a control
+    /// Skips string bytes that need no attention (not `"`, `\` or a control
     /// character), eight at a time.
     #[inline]
     fn skip_plain(&mut self) {
@@ -387,8 +387,8 @@ impl<'de> RawText<'de> for Span<'de> {
 /// [`Span::into_box`].
 const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
 
-/// Validated JSON text, offered to `Box<RawValue>` the way serde_json offers it
-/// (which is how serde_json's `to_raw_value` skips validation too).
+/// Validated JSON text, offered to `Box<RawValue>` the way serde_json's own
+/// reader offers it: copied, not parsed again.
 struct Verbatim<'a>(&'a str);
 
 impl<'de> Deserializer<'de> for Verbatim<'de> {
