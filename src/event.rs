@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::str::FromStr;
 
-use serde::de::{Deserialize, DeserializeSeed, Deserializer};
+use serde::de::{Deserialize, Deserializer};
 use serde::ser::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
@@ -52,7 +52,6 @@ mod parse;
 
 pub use envelope::Envelope;
 pub use event_type::EventType;
-use parse::EnvelopeSeed;
 
 /// One Voyado Engage webhook delivery, typed by its event type.
 ///
@@ -291,7 +290,7 @@ impl FromStr for EventEnvelope {
 /// a `serde_json::Value` has already rounded them unless `arbitrary_precision` is on.
 impl<'de> Deserialize<'de> for EventEnvelope {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        EnvelopeSeed::<Box<RawValue>>::new(&mut Trace::default()).deserialize(deserializer)
+        parse::read::<Box<RawValue>, _>(&mut Trace::default(), deserializer)
     }
 }
 

@@ -22,26 +22,41 @@ use crate::error::{ParseError, ParseErrorKind};
 use crate::payload::{Payload, PayloadSeed, Received};
 use crate::raw::{Extra, RawPayload};
 
-/// Reads one delivery, capturing raw values as `R`.
+/// Reads one delivery into `out`, capturing raw values as `R`.
+///
+/// The event is written in place rather than returned: returned, the event (over
+/// 300 bytes) was copied once per layer it passed through.
 pub(crate) struct EnvelopeSeed<'t, R> {
     trace: &'t mut Trace,
+    out: &'t mut Option<EventEnvelope>,
     raw: PhantomData<fn() -> R>,
 }
 
 impl<'t, R> EnvelopeSeed<'t, R> {
-    pub(crate) fn new(trace: &'t mut Trace) -> Self {
+    pub(crate) fn new(trace: &'t mut Trace, out: &'t mut Option<EventEnvelope>) -> Self {
         EnvelopeSeed {
             trace,
+            out,
             raw: PhantomData,
         }
     }
 }
 
 impl<'de, R: RawText<'de>> DeserializeSeed<'de> for EnvelopeSeed<'_, R> {
-    type Value = EventEnvelope;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<EventEnvelope, D::Error> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
         deserializer.deserialize_map(self)
     }
+}
+
+/// Reads one delivery with any deserializer.
+pub(crate) fn read<'de, R: RawText<'de>, D: Deserializer<'de>>(
+    trace: &mut Trace,
+    deserializer: D,
+) -> Result<EventEnvelope, D::Error> {
+    let mut out = None;
+    EnvelopeSeed::<R>::new(trace, &mut out).deserialize(deserializer)?;
+    out.ok_or_else(|| de::Error::custom("no event was read"))
 }
 
 field_names! {
@@ -55,23 +70,22 @@ field_names! {
 }
 
 /// The payload as far as it could be read when it was met.
-#[allow(clippy::large_enum_variant, reason = "lives on the stack for one parse")]
 enum Slot<R> {
-    /// Read, into the event it makes (its envelope fields filled in at the end).
-    Read(EventEnvelope),
+    /// Read, into the event in `out` (its envelope fields filled in at the end).
+    Read,
     /// Captured before the event type was known.
     Captured(R),
 }
 
 impl<'de, R: RawText<'de>> Visitor<'de> for EnvelopeSeed<'_, R> {
-    type Value = EventEnvelope;
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a Voyado Engage webhook delivery (a JSON object)")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EventEnvelope, A::Error> {
-        let trace = self.trace;
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let (trace, out) = (self.trace, self.out);
         let mut event_type: Option<EventType> = None;
         let mut tenant: Option<Option<String>> = None;
         let mut is_encrypted: Option<Option<bool>> = None;
@@ -85,7 +99,8 @@ impl<'de, R: RawText<'de>> Visitor<'de> for EnvelopeSeed<'_, R> {
                     Some(event_type) => {
                         let encrypted = is_encrypted.flatten();
                         let source = Stream::<A, R>(&mut map, PhantomData);
-                        Slot::Read(read_payload(event_type, encrypted, source, trace)?)
+                        read_payload(event_type, encrypted, source, trace, out)?;
+                        Slot::Read
                     }
                     None => Slot::Captured(map.next_value()?),
                 });
@@ -120,22 +135,25 @@ impl<'de, R: RawText<'de>> Visitor<'de> for EnvelopeSeed<'_, R> {
 
         let event_type = trace.require::<_, A::Error>(event_type, || "eventType".to_owned())?;
         let is_encrypted = is_encrypted.flatten().unwrap_or(false);
-        let mut event = match payload {
-            Some(Slot::Read(event)) => event,
+        match payload {
+            Some(Slot::Read) => {}
             Some(Slot::Captured(raw)) => {
-                read_payload(&event_type, Some(is_encrypted), Captured(raw, PhantomData), trace)?
+                let source = Captured(raw, PhantomData);
+                read_payload(&event_type, Some(is_encrypted), source, trace, out)?;
             }
-            None => read_payload(&event_type, Some(is_encrypted), Missing(PhantomData), trace)?,
-        };
-        if is_encrypted {
-            if !matches!(event, EventEnvelope::Encrypted(_)) {
-                event = event.into_encrypted().map_err(de::Error::custom)?;
-            }
-        } else {
-            refuse_string_payload(&event, trace)?;
+            None => read_payload(&event_type, Some(is_encrypted), Missing(PhantomData), trace, out)?,
         }
-        event.set_head(trace.event_id.take(), tenant.flatten(), is_encrypted, extra);
-        Ok(event)
+        if is_encrypted {
+            if let Some(event) = out.take_if(|event| !matches!(event, EventEnvelope::Encrypted(_))) {
+                *out = Some(event.into_encrypted().map_err(de::Error::custom)?);
+            }
+        } else if let Some(event) = out {
+            refuse_string_payload(event, trace)?;
+        }
+        if let Some(event) = out {
+            event.set_head(trace.event_id.take(), tenant.flatten(), is_encrypted, extra);
+        }
+        Ok(())
     }
 }
 
@@ -145,19 +163,19 @@ impl<'de, R: RawText<'de>> Visitor<'de> for EnvelopeSeed<'_, R> {
 pub(crate) fn fast(body: &str) -> Option<EventEnvelope> {
     let mut trace = Trace::default();
     let mut scanner = Scanner::new(body);
-    let event = EnvelopeSeed::<Span<'_>>::new(&mut trace)
+    let mut out = None;
+    EnvelopeSeed::<Span<'_>>::new(&mut trace, &mut out)
         .deserialize(Value(&mut scanner))
         .ok()?;
     scanner.end().ok()?;
-    Some(event)
+    out
 }
 
 /// Reads a delivery with serde_json: any delivery, and every error explained.
 pub(crate) fn slow(body: &str) -> Result<EventEnvelope, ParseError> {
     let mut trace = Trace::default();
     let mut deserializer = serde_json::Deserializer::from_str(body);
-    let result = EnvelopeSeed::<&RawValue>::new(&mut trace)
-        .deserialize(&mut deserializer)
+    let result = read::<&RawValue, _>(&mut trace, &mut deserializer)
         .and_then(|event| deserializer.end().map(|()| event));
     result.map_err(|error| parse_error(&error, trace, body.as_bytes()))
 }
@@ -192,8 +210,12 @@ pub(crate) fn decrypted_payload(
     };
     let raw: Box<RawValue> = payload.into();
     let source = Captured::<_, serde_json::Error>(raw, PhantomData);
-    read_payload(event_type, Some(false), source, &mut trace)
-        .and_then(|event| refuse_string_payload(&event, &mut trace).map(|()| event))
+    let mut out = None;
+    read_payload(event_type, Some(false), source, &mut trace, &mut out)
+        .and_then(|()| match out {
+            Some(event) => refuse_string_payload(&event, &mut trace).map(|()| event),
+            None => Err(de::Error::custom("no event was read")),
+        })
         .map_err(|error| match trace.failure.take() {
             Some(failure) => failure.with_event(trace.event_type.take(), trace.event_id.take()),
             None => ParseError::syntax(&error),
@@ -209,38 +231,45 @@ fn read_payload<'de, S: Source<'de>>(
     is_encrypted: Option<bool>,
     source: S,
     trace: &mut Trace,
-) -> Result<EventEnvelope, S::Error> {
+    out: &mut Option<EventEnvelope>,
+) -> Result<(), S::Error> {
     #[inline]
     fn typed<'de, P: Payload, S: Source<'de>>(
         event_type: &EventType,
         source: S,
         trace: &mut Trace,
+        out: &mut Option<EventEnvelope>,
         variant: fn(Envelope<P>) -> EventEnvelope,
-    ) -> Result<EventEnvelope, S::Error> {
-        Ok(match source.read::<P>(trace)? {
+    ) -> Result<(), S::Error> {
+        *out = Some(match source.read::<P>(trace)? {
             Received::Object(payload) => variant(Envelope::bare(event_type.clone(), payload)),
             Received::String(raw) => EventEnvelope::Encrypted(Envelope::bare(event_type.clone(), raw)),
-        })
+        });
+        Ok(())
     }
     use EventEnvelope as E;
     if is_encrypted == Some(true) {
         let raw = source.capture(trace)?;
-        return Ok(E::Encrypted(Envelope::bare(event_type.clone(), raw)));
+        *out = Some(E::Encrypted(Envelope::bare(event_type.clone(), raw)));
+        return Ok(());
     }
     match event_type {
         EventType::ContactAcceptsEmailChanged => {
-            typed(event_type, source, trace, E::ContactAcceptsEmailChanged)
+            typed(event_type, source, trace, out, E::ContactAcceptsEmailChanged)
         }
-        EventType::ContactAcceptsSmsChanged => typed(event_type, source, trace, E::ContactAcceptsSmsChanged),
+        EventType::ContactAcceptsSmsChanged => {
+            typed(event_type, source, trace, out, E::ContactAcceptsSmsChanged)
+        }
         EventType::ContactAcceptsPostalChanged => {
-            typed(event_type, source, trace, E::ContactAcceptsPostalChanged)
+            typed(event_type, source, trace, out, E::ContactAcceptsPostalChanged)
         }
-        EventType::LoyaltyAddPoints => typed(event_type, source, trace, E::LoyaltyAddPoints),
-        EventType::PointBalanceUpdated => typed(event_type, source, trace, E::PointBalanceUpdated),
-        EventType::RewardVoucherCreated => typed(event_type, source, trace, E::RewardVoucherCreated),
+        EventType::LoyaltyAddPoints => typed(event_type, source, trace, out, E::LoyaltyAddPoints),
+        EventType::PointBalanceUpdated => typed(event_type, source, trace, out, E::PointBalanceUpdated),
+        EventType::RewardVoucherCreated => typed(event_type, source, trace, out, E::RewardVoucherCreated),
         _ => {
             let raw = source.capture(trace)?;
-            Ok(E::Unknown(Envelope::bare(event_type.clone(), raw)))
+            *out = Some(E::Unknown(Envelope::bare(event_type.clone(), raw)));
+            Ok(())
         }
     }
 }
