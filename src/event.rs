@@ -268,7 +268,9 @@ impl EventEnvelope {
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub fn fuzz_both_readers(body: &str) -> (Option<EventEnvelope>, Result<EventEnvelope, ParseError>) {
-    (parse::fast(body), parse::slow(body))
+    let mut fast = None;
+    parse::fast(body, &mut fast);
+    (fast, parse::slow(body))
 }
 
 /// Same as [`EventEnvelope::from_slice`]: plain deliveries are read by a fast
@@ -277,7 +279,9 @@ impl FromStr for EventEnvelope {
     type Err = ParseError;
     #[inline]
     fn from_str(body: &str) -> Result<Self, ParseError> {
-        match parse::fast(body) {
+        let mut event = None;
+        parse::fast(body, &mut event);
+        match event {
             Some(event) => Ok(event),
             None => parse::slow(body),
         }
