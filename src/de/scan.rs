@@ -87,7 +87,7 @@ impl<'a> Scanner<'a> {
     /// A string; returns its contents (escapes kept) and whether it has escapes.
     /// Escapes are checked as serde_json checks a captured string: one of
     /// `\" \\ \/ \b \f \n \r \t`, or `\u` and four hex digits.
-    #[inline]
+    #[inline(always)]
     fn string(&mut self) -> Result<(&'a str, bool), GiveUp> {
         self.eat(b'"')?;
         let start = self.at;
