@@ -286,7 +286,7 @@ pub(crate) enum Json<'a> {
 
 impl<'a> Json<'a> {
     /// Classifies raw JSON text (as captured by serde_json, so already well-formed).
-    #[inline]
+    #[inline(always)]
     fn classify(raw: &'a str) -> Json<'a> {
         match raw.as_bytes().first() {
             Some(b'n') => Json::Null,
