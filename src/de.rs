@@ -349,6 +349,7 @@ pub(crate) trait Scalar: Sized {
 }
 
 impl<T: Scalar> Field for T {
+    #[inline]
     fn read(raw: &str) -> Result<Self, Problem> {
         match Json::classify(raw) {
             Json::Null => None,
@@ -372,6 +373,7 @@ impl<T: Scalar> Field for T {
 
 /// Optional fields: absent, `null` and `""` are all `None`.
 impl<T: Scalar> Field for Option<T> {
+    #[inline]
     fn read(raw: &str) -> Result<Self, Problem> {
         match Json::classify(raw) {
             Json::Null => Ok(None),
