@@ -241,39 +241,13 @@ impl Webhook {
         if !self.signature(id, timestamp_text, body, &mut expected) {
             return Err(VerifyError::NoMatchingSignature);
         }
-        let expected = &expected;
-        // The usual header is a single `v1` entry: compared whole, it needs no
-        // splitting (and a header that is not exactly that is split below).
-        if signatures
-            .strip_prefix("v1,")
-            .is_some_and(|signature| same_tag(signature.as_bytes(), expected))
-        {
-            return Ok(VerifiedHeaders {
-                message_id: id,
-                timestamp,
-            });
-        }
-        let mut well_formed = false;
-        let mut matched = false;
-        for entry in signatures.split_ascii_whitespace() {
-            let Some((version, signature)) = entry.split_once(',') else {
-                continue;
-            };
-            well_formed = true;
-            if version != "v1" {
-                continue;
-            }
-            // A wrong length never matches; an equal length is compared in constant
-            // time. Every entry is checked, so timing does not tell which matched.
-            matched |= same_tag(signature.as_bytes(), expected);
-        }
-        match (matched, well_formed) {
-            (true, _) => Ok(VerifiedHeaders {
+        match entries_match(signatures, &expected) {
+            Entries::Match => Ok(VerifiedHeaders {
                 message_id: id,
                 timestamp,
             }),
-            (false, true) => Err(VerifyError::NoMatchingSignature),
-            (false, false) => Err(VerifyError::InvalidSignatureHeader),
+            Entries::NoMatch => Err(VerifyError::NoMatchingSignature),
+            Entries::None => Err(VerifyError::InvalidSignatureHeader),
         }
     }
 
@@ -309,6 +283,47 @@ impl fmt::Debug for Webhook {
             .field("key", &"<redacted>")
             .field("tolerance", &self.tolerance);
         debug.finish()
+    }
+}
+
+/// What a signature header's entries hold.
+enum Entries {
+    /// A `v1` entry with the expected signature.
+    Match,
+    /// `version,signature` entries, none of them the expected `v1` one.
+    NoMatch,
+    /// No `version,signature` entry at all.
+    None,
+}
+
+/// Checks every entry of a signature header against the expected `v1` signature.
+fn entries_match(signatures: &str, expected: &[u8; 44]) -> Entries {
+    // The usual header is a single `v1` entry: compared whole, it needs no
+    // splitting (a header that is anything else is split below).
+    if signatures
+        .strip_prefix("v1,")
+        .is_some_and(|signature| same_tag(signature.as_bytes(), expected))
+    {
+        return Entries::Match;
+    }
+    let mut well_formed = false;
+    let mut matched = false;
+    for entry in signatures.split_ascii_whitespace() {
+        let Some((version, signature)) = entry.split_once(',') else {
+            continue;
+        };
+        well_formed = true;
+        if version != "v1" {
+            continue;
+        }
+        // A wrong length never matches; an equal length is compared in constant
+        // time. Every entry is checked, so timing does not tell which matched.
+        matched |= same_tag(signature.as_bytes(), expected);
+    }
+    match (matched, well_formed) {
+        (true, _) => Entries::Match,
+        (false, true) => Entries::NoMatch,
+        (false, false) => Entries::None,
     }
 }
 
