@@ -285,7 +285,8 @@ pub(crate) enum Json<'a> {
 }
 
 impl<'a> Json<'a> {
-    /// Classifies raw JSON text (as captured by serde_json, so already well-formed).
+    /// Classifies raw JSON text (as captured by serde_json or the fast path's
+    /// scanner, so already well-formed).
     #[inline(always)]
     fn classify(raw: &'a str) -> Json<'a> {
         match raw.as_bytes().first() {
@@ -543,21 +544,13 @@ fn parse_integer(text: &str) -> Option<i64> {
 /// Parses a JSON-style number exactly: `-12.340`, `1.5e-3`, `2E2`. `None` if it is
 /// not such a number or does not fit a [`Decimal`] without rounding.
 pub(crate) fn parse_decimal(text: &str) -> Option<Decimal> {
-    /// Splits off the leading ASCII digits.
-    fn digits(bytes: &[u8]) -> (&[u8], &[u8]) {
-        let end = bytes
-            .iter()
-            .position(|b| !b.is_ascii_digit())
-            .unwrap_or(bytes.len());
-        bytes.split_at(end)
-    }
     let (negative, unsigned) = match text.as_bytes() {
         [b'-', unsigned @ ..] => (true, unsigned),
         unsigned => (false, unsigned),
     };
-    let (int, rest) = digits(unsigned);
+    let (int, rest) = split_digits(unsigned);
     let (frac, rest) = match rest {
-        [b'.', rest @ ..] => match digits(rest) {
+        [b'.', rest @ ..] => match split_digits(rest) {
             ([], _) => return None,
             found => found,
         },
@@ -574,7 +567,7 @@ pub(crate) fn parse_decimal(text: &str) -> Option<Decimal> {
                 [b'+', unsigned @ ..] => (false, unsigned),
                 unsigned => (false, unsigned),
             };
-            let (exponent, rest) = digits(unsigned);
+            let (exponent, rest) = split_digits(unsigned);
             if exponent.is_empty() || !rest.is_empty() {
                 return None;
             }
@@ -685,6 +678,15 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<OffsetDateTime> {
     Some(date.with_time(time).assume_offset(offset))
 }
 
+/// Splits off the leading ASCII digits.
+fn split_digits(bytes: &[u8]) -> (&[u8], &[u8]) {
+    let end = bytes
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(bytes.len());
+    bytes.split_at(end)
+}
+
 /// The value of an ASCII digit.
 fn digit(byte: u8) -> Option<u32> {
     char::from(byte).to_digit(10)
@@ -713,12 +715,7 @@ impl Scanner<'_> {
 
     /// Consumes every leading ASCII digit.
     fn digits(&mut self) -> &[u8] {
-        let end = self
-            .0
-            .iter()
-            .position(|b| !b.is_ascii_digit())
-            .unwrap_or(self.0.len());
-        let (digits, rest) = self.0.split_at(end);
+        let (digits, rest) = split_digits(self.0);
         self.0 = rest;
         digits
     }

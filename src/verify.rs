@@ -356,7 +356,9 @@ fn parse_timestamp(text: &str) -> Result<(i64, OffsetDateTime), VerifyError> {
         return Err(invalid());
     }
     // Past 18 significant digits a timestamp is far outside the years `time`
-    // takes (0000 to 9999), and below that the sum cannot overflow.
+    // takes (0000 to 9999), and below that the sum cannot overflow. (Unlike
+    // `de::parse_integer`, leading zeros do not count: an integer field has
+    // `Decimal` to fall back on, a timestamp header does not.)
     let significant = digits.trim_start_matches('0');
     if significant.len() > 18 {
         return Err(invalid());

@@ -56,7 +56,13 @@ pub(crate) fn read<'de, R: RawText<'de>, D: Deserializer<'de>>(
 ) -> Result<EventEnvelope, D::Error> {
     let mut out = None;
     EnvelopeSeed::<R>::new(trace, &mut out).deserialize(deserializer)?;
-    out.ok_or_else(|| de::Error::custom("no event was read"))
+    written(out)
+}
+
+/// The event [`read_payload`] wrote into its slot: it always writes one before
+/// returning `Ok`, so the error is never seen.
+fn written<T, E: de::Error>(out: Option<T>) -> Result<T, E> {
+    out.ok_or_else(|| E::custom("no event was read"))
 }
 
 field_names! {
@@ -147,12 +153,12 @@ impl<'de, R: RawText<'de>> Visitor<'de> for EnvelopeSeed<'_, R> {
             if let Some(event) = out.take_if(|event| !matches!(event, EventEnvelope::Encrypted(_))) {
                 *out = Some(event.into_encrypted().map_err(de::Error::custom)?);
             }
-        } else if let Some(event) = out {
+        }
+        let event = written(out.as_mut())?;
+        if !is_encrypted {
             refuse_string_payload(event, trace)?;
         }
-        if let Some(event) = out {
-            event.set_head(trace.event_id.take(), tenant.flatten(), is_encrypted, extra);
-        }
+        event.set_head(trace.event_id.take(), tenant.flatten(), is_encrypted, extra);
         Ok(())
     }
 }
@@ -213,10 +219,8 @@ pub(crate) fn decrypted_payload(
     let source = Captured::<_, serde_json::Error>(raw, PhantomData);
     let mut out = None;
     read_payload(event_type, Some(false), source, &mut trace, &mut out)
-        .and_then(|()| match out {
-            Some(event) => refuse_string_payload(&event, &mut trace).map(|()| event),
-            None => Err(de::Error::custom("no event was read")),
-        })
+        .and_then(|()| written(out))
+        .and_then(|event| refuse_string_payload(&event, &mut trace).map(|()| event))
         .map_err(|error| match trace.failure.take() {
             Some(failure) => failure.with_event(trace.event_type.take(), trace.event_id.take()),
             None => ParseError::syntax(&error),
