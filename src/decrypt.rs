@@ -14,9 +14,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cbc::cipher::block_padding::Pkcs7;
 use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
 
-use crate::de::{LENIENT_BASE64, shorten};
 use crate::error::ParseError;
+use crate::lenient_base64::LENIENT_BASE64;
 use crate::raw::RawPayload;
+use crate::text::quote;
 
 /// The key's length, in characters and bytes.
 const KEY_LEN: usize = 32;
@@ -109,7 +110,7 @@ impl Decryptor {
     /// with surrounding whitespace.
     pub fn decrypt_payload(&self, payload: &RawPayload) -> Result<RawPayload, DecryptError> {
         let text: String = serde_json::from_str(payload.get())
-            .map_err(|_| DecryptError::NotAString(shorten(payload.get())))?;
+            .map_err(|_| DecryptError::NotAString(quote(payload.get())))?;
         let standard: String = text
             .trim()
             .trim_end_matches('=')

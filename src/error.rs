@@ -1,8 +1,20 @@
 //! [`ParseError`]: why a delivery could not be read, and where.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
-use crate::event::EventType;
+use crate::event_type::EventType;
+use crate::text::{excerpt, write_one_line};
+
+/// The most characters of the event type, event id or field path an error
+/// keeps, and the most bytes each takes in a message, escapes included; with
+/// the quoted value (at most 240 bytes), a message stays under 1 KB.
+const PART_MAX_CHARS: usize = 64;
+const PART_MAX_BYTES: usize = 160;
+
+/// A delivery's text as an error keeps it: shortened if long.
+fn bounded(text: &str) -> String {
+    excerpt(text, PART_MAX_CHARS, PART_MAX_BYTES)
+}
 
 /// Why a delivery could not be read as an [`EventEnvelope`](crate::EventEnvelope).
 ///
@@ -70,20 +82,29 @@ pub enum ParseErrorKind {
 }
 
 impl ParseError {
+    /// An error at `path` (shortened if long).
     pub(crate) fn new(kind: ParseErrorKind, path: Option<String>) -> Self {
         ParseError(Box::new(Inner {
             kind,
-            path,
+            path: path.as_deref().map(bounded),
             event_type: None,
             event_id: None,
         }))
     }
 
-    /// Fills in the event type and id where they are not known yet.
-    pub(crate) fn with_event(mut self, event_type: Option<EventType>, event_id: Option<String>) -> Self {
+    /// Fills in the event type and id where they are not known yet, shortened
+    /// if long.
+    pub(crate) fn with_event(mut self, event_type: Option<&EventType>, event_id: Option<&str>) -> Self {
         let inner = &mut *self.0;
-        inner.event_type = inner.event_type.take().or(event_type);
-        inner.event_id = inner.event_id.take().or(event_id);
+        if inner.event_type.is_none() {
+            inner.event_type = event_type.map(|event_type| match event_type {
+                EventType::Other(name) => EventType::Other(bounded(name)),
+                known => known.clone(),
+            });
+        }
+        if inner.event_id.is_none() {
+            inner.event_id = event_id.map(bounded);
+        }
         self
     }
 
@@ -121,17 +142,20 @@ impl ParseError {
     }
 
     /// The path of the offending field, such as `payload.ValidTo` (spelled as
-    /// received), or `None` for a problem with the body as a whole.
+    /// received, and shortened past 64 characters), or `None` for a problem with
+    /// the body as a whole.
     pub fn path(&self) -> Option<&str> {
         self.0.path.as_deref()
     }
 
-    /// The delivery's event type, if it could be read.
+    /// The delivery's event type, if it could be read (an unknown name shortened
+    /// past 64 characters).
     pub fn event_type(&self) -> Option<&EventType> {
         self.0.event_type.as_ref()
     }
 
-    /// The delivery's event id, if it could be read.
+    /// The delivery's event id, if it could be read (shortened past 64
+    /// characters).
     pub fn event_id(&self) -> Option<&str> {
         self.0.event_id.as_deref()
     }
@@ -145,6 +169,8 @@ impl fmt::Display for ParseError {
             event_type,
             event_id,
         } = &*self.0;
+        // Every part taken from the delivery is bounded and kept on one line, so
+        // no delivery can make a message long or forge a log line.
         if let Some(event_type) = event_type {
             write_one_line(f, event_type.as_str())?;
             f.write_str(" ")?;
@@ -162,15 +188,6 @@ impl fmt::Display for ParseError {
     }
 }
 
-/// Writes text taken from a delivery with its control characters escaped, so a
-/// message stays on one line whatever the delivery held.
-fn write_one_line(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
-    text.chars().try_for_each(|c| match c.is_control() {
-        true => write!(f, "{}", c.escape_debug()),
-        false => f.write_char(c),
-    })
-}
-
 impl std::error::Error for ParseError {}
 
 #[cfg(test)]
@@ -186,12 +203,12 @@ mod tests {
         );
         let with_type = missing
             .clone()
-            .with_event(Some(EventType::LoyaltyAddPoints), None);
+            .with_event(Some(&EventType::LoyaltyAddPoints), None);
         assert_eq!(
             with_type.to_string(),
             "loyalty.addPoints event: payload.contactId: required field is missing"
         );
-        let with_id = missing.with_event(None, Some("e-1".into()));
+        let with_id = missing.with_event(None, Some("e-1"));
         assert_eq!(
             with_id.to_string(),
             "event \"e-1\": payload.contactId: required field is missing"
@@ -201,8 +218,8 @@ mod tests {
     #[test]
     fn with_event_keeps_what_was_already_known() {
         let error = ParseError::new(ParseErrorKind::MissingField, None)
-            .with_event(Some(EventType::LoyaltyAddPoints), Some("a".into()))
-            .with_event(Some(EventType::PointBalanceUpdated), Some("b".into()));
+            .with_event(Some(&EventType::LoyaltyAddPoints), Some("a"))
+            .with_event(Some(&EventType::PointBalanceUpdated), Some("b"));
         assert_eq!(error.event_type(), Some(&EventType::LoyaltyAddPoints));
         assert_eq!(error.event_id(), Some("a"));
     }

@@ -6,116 +6,157 @@ use std::str::FromStr;
 
 use serde::de::{Deserialize, Deserializer};
 use serde::ser::{Serialize, Serializer};
-use serde_json::value::RawValue;
 
-use crate::de::Trace;
+use crate::envelope::Envelope;
 use crate::error::ParseError;
+use crate::event_type::EventType;
 use crate::handler::{AsyncEventHandler, EventHandler};
-use crate::payload::{ContactPreferenceChanged, LoyaltyAddPoints, PointBalanceUpdated, RewardVoucherCreated};
+use crate::payload::{
+    ContactPreferenceChanged, LoyaltyAddPoints, Payload, PointBalanceUpdated, RewardVoucherCreated,
+};
 use crate::raw::{Extra, RawPayload};
+use crate::read::depth;
 
-/// Evaluates `$body` with `$e` bound to the envelope of whichever variant `$event` is.
-macro_rules! each {
-    ($event:expr, $e:ident => $body:expr) => {
-        match $event {
-            EventEnvelope::ContactAcceptsEmailChanged($e) => $body,
-            EventEnvelope::ContactAcceptsSmsChanged($e) => $body,
-            EventEnvelope::ContactAcceptsPostalChanged($e) => $body,
-            EventEnvelope::LoyaltyAddPoints($e) => $body,
-            EventEnvelope::PointBalanceUpdated($e) => $body,
-            EventEnvelope::RewardVoucherCreated($e) => $body,
-            EventEnvelope::Encrypted($e) => $body,
-            EventEnvelope::Unknown($e) => $body,
-        }
-    };
-}
-
-/// Calls the handler method for `$event`'s variant, with `.await` if given.
-macro_rules! route {
-    ($event:expr, $handler:ident $(, $await:tt)?) => {
-        match $event {
-            EventEnvelope::ContactAcceptsEmailChanged(e) => $handler.contact_accepts_email_changed(e)$(.$await)?,
-            EventEnvelope::ContactAcceptsSmsChanged(e) => $handler.contact_accepts_sms_changed(e)$(.$await)?,
-            EventEnvelope::ContactAcceptsPostalChanged(e) => $handler.contact_accepts_postal_changed(e)$(.$await)?,
-            EventEnvelope::LoyaltyAddPoints(e) => $handler.loyalty_add_points(e)$(.$await)?,
-            EventEnvelope::PointBalanceUpdated(e) => $handler.point_balance_updated(e)$(.$await)?,
-            EventEnvelope::RewardVoucherCreated(e) => $handler.reward_voucher_created(e)$(.$await)?,
-            EventEnvelope::Encrypted(e) => $handler.encrypted(e)$(.$await)?,
-            EventEnvelope::Unknown(e) => $handler.unknown(e)$(.$await)?,
-        }
-    };
-}
-
-mod envelope;
-mod event_type;
 mod parse;
 
-pub use envelope::Envelope;
-pub use event_type::EventType;
+/// Generates [`EventEnvelope`] from the table in [`crate::events`].
+macro_rules! event_envelope {
+    (
+        [$($args:tt)*]
+        typed { $( $(#[$doc:meta])* $variant:ident = $wire:literal => $payload:ident, $method:ident $(, Preference::$pref:ident)?; )* }
+        untyped { $( $(#[$udoc:meta])* $uvariant:ident = $uwire:literal; )* }
+    ) => {
+        /// One Voyado Engage webhook delivery, typed by its event type.
+        ///
+        /// Parse the raw request body with [`EventEnvelope::from_slice`] (or `str::parse`,
+        /// or any serde deserializer), then either `match` on it or hand it to an
+        /// [`EventHandler`] with [`dispatch`](EventEnvelope::dispatch).
+        ///
+        /// Reading is tolerant, because Voyado's own documentation disagrees with itself:
+        /// field names match ignoring case and `_`/`-`, fields come in any order, numbers
+        /// may be strings, optional fields may be `null` or `""`, and unknown fields and
+        /// event types are kept rather than refused. See the crate documentation for the
+        /// full rules.
+        ///
+        /// ```
+        /// use voyado_webhooks::EventEnvelope;
+        ///
+        /// let body = br#"{
+        ///   "eventType": "point.balance.updated",
+        ///   "id": "8b3c7f0e-balance",
+        ///   "isEncrypted": false,
+        ///   "payload": {"balance": 250.0000, "contactId": "c-1", "accountId": 12,
+        ///               "definitionId": "1", "balanceExpires": "2025-12-31T23:59:59+01:00"},
+        ///   "tenant": "acme"
+        /// }"#;
+        /// match EventEnvelope::from_slice(body)? {
+        ///     EventEnvelope::PointBalanceUpdated(event) => {
+        ///         assert_eq!(event.payload.balance.to_string(), "250.0000");
+        ///         assert_eq!(event.tenant.as_deref(), Some("acme"));
+        ///     }
+        ///     other => println!("not handled: {}", other.event_type()),
+        /// }
+        /// # Ok::<(), voyado_webhooks::ParseError>(())
+        /// ```
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        #[non_exhaustive]
+        #[allow(
+            clippy::large_enum_variant,
+            reason = "one value per delivery; boxing would cost an allocation for nothing"
+        )]
+        pub enum EventEnvelope {
+            $( #[doc = concat!("`", $wire, "`.")] $variant(Envelope<$payload>), )*
+            /// Any event with `isEncrypted: true`; the payload is kept as received.
+            Encrypted(Envelope<RawPayload>),
+            /// Any other event type, including those Voyado names without publishing a
+            /// payload; the payload is kept as received.
+            Unknown(Envelope<RawPayload>),
+        }
 
-/// One Voyado Engage webhook delivery, typed by its event type.
-///
-/// Parse the raw request body with [`EventEnvelope::from_slice`] (or `str::parse`,
-/// or any serde deserializer), then either `match` on it or hand it to an
-/// [`EventHandler`] with [`dispatch`](EventEnvelope::dispatch).
-///
-/// Reading is tolerant, because Voyado's own documentation disagrees with itself:
-/// field names match ignoring case and `_`/`-`, fields come in any order, numbers
-/// may be strings, optional fields may be `null` or `""`, and unknown fields and
-/// event types are kept rather than refused. See the crate documentation for the
-/// full rules.
-///
-/// ```
-/// use voyado_webhooks::EventEnvelope;
-///
-/// let body = br#"{
-///   "eventType": "point.balance.updated",
-///   "id": "8b3c7f0e-balance",
-///   "isEncrypted": false,
-///   "payload": {"balance": 250.0000, "contactId": "c-1", "accountId": 12,
-///               "definitionId": "1", "balanceExpires": "2025-12-31T23:59:59+01:00"},
-///   "tenant": "acme"
-/// }"#;
-/// match EventEnvelope::from_slice(body)? {
-///     EventEnvelope::PointBalanceUpdated(event) => {
-///         assert_eq!(event.payload.balance.to_string(), "250.0000");
-///         assert_eq!(event.tenant.as_deref(), Some("acme"));
-///     }
-///     other => println!("not handled: {}", other.event_type()),
-/// }
-/// # Ok::<(), voyado_webhooks::ParseError>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "one value per delivery; boxing would cost an allocation for nothing"
-)]
-pub enum EventEnvelope {
-    /// `contact.acceptsEmail.changed`.
-    ContactAcceptsEmailChanged(Envelope<ContactPreferenceChanged>),
-    /// `contact.acceptsSms.changed`.
-    ContactAcceptsSmsChanged(Envelope<ContactPreferenceChanged>),
-    /// `contact.acceptsPostal.changed`.
-    ContactAcceptsPostalChanged(Envelope<ContactPreferenceChanged>),
-    /// `loyalty.addPoints`.
-    LoyaltyAddPoints(Envelope<LoyaltyAddPoints>),
-    /// `point.balance.updated`.
-    PointBalanceUpdated(Envelope<PointBalanceUpdated>),
-    /// `reward.voucher.created`.
-    RewardVoucherCreated(Envelope<RewardVoucherCreated>),
-    /// Any event with `isEncrypted: true`; the payload is kept as received.
-    Encrypted(Envelope<RawPayload>),
-    /// Any other event type, including those Voyado names without publishing a
-    /// payload; the payload is kept as received.
-    Unknown(Envelope<RawPayload>),
+        impl EventEnvelope {
+            /// The contact the event is about; `None` for encrypted and unknown events.
+            ///
+            /// ```
+            /// use voyado_webhooks::EventEnvelope;
+            ///
+            /// let body = r#"{"eventType": "loyalty.addPoints", "payload": {"amount": 5, "contactId": "c-1"}}"#;
+            /// assert_eq!(body.parse::<EventEnvelope>()?.contact_id(), Some("c-1"));
+            /// # Ok::<(), voyado_webhooks::ParseError>(())
+            /// ```
+            pub fn contact_id(&self) -> Option<&str> {
+                match self {
+                    $( EventEnvelope::$variant(e) => Some(e.payload.contact_id()), )*
+                    EventEnvelope::Encrypted(_) | EventEnvelope::Unknown(_) => None,
+                }
+            }
+
+            /// Calls the `handler` method for this event.
+            ///
+            /// ```
+            /// use std::cell::Cell;
+            /// use voyado_webhooks::{Envelope, EventEnvelope, EventHandler, LoyaltyAddPoints};
+            ///
+            /// struct Points(Cell<usize>);
+            /// impl EventHandler for Points {
+            ///     type Error = std::convert::Infallible;
+            ///     fn loyalty_add_points(&self, _: &Envelope<LoyaltyAddPoints>) -> Result<(), Self::Error> {
+            ///         self.0.set(self.0.get() + 1);
+            ///         Ok(())
+            ///     }
+            /// }
+            ///
+            /// let handler = Points(Cell::new(0));
+            /// let body = r#"{"eventType": "loyalty.addPoints", "payload": {"amount": 5, "contactId": "c-1"}}"#;
+            /// body.parse::<EventEnvelope>()?.dispatch(&handler)?;
+            /// assert_eq!(handler.0.get(), 1);
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub fn dispatch<H: EventHandler + ?Sized>(&self, handler: &H) -> Result<(), H::Error> {
+                match self {
+                    $( EventEnvelope::$variant(e) => handler.$method(e), )*
+                    EventEnvelope::Encrypted(e) => handler.encrypted(e),
+                    EventEnvelope::Unknown(e) => handler.unknown(e),
+                }
+            }
+
+            /// Calls the `handler` method for this event and awaits it. The future is
+            /// `Send`, so it can run inside an axum or actix-web handler.
+            #[allow(clippy::manual_async_fn, reason = "the signature promises `Send`")]
+            pub fn dispatch_async<'a, H: AsyncEventHandler + ?Sized>(
+                &'a self,
+                handler: &'a H,
+            ) -> impl Future<Output = Result<(), H::Error>> + Send + 'a {
+                async move {
+                    match self {
+                        $( EventEnvelope::$variant(e) => handler.$method(e).await, )*
+                        EventEnvelope::Encrypted(e) => handler.encrypted(e).await,
+                        EventEnvelope::Unknown(e) => handler.unknown(e).await,
+                    }
+                }
+            }
+        }
+
+        /// Evaluates `$body` with `$e` bound to the envelope of whichever variant
+        /// `$event` is, whatever its payload type.
+        macro_rules! each {
+            ($event:expr, $e:ident => $body:expr) => {
+                match $event {
+                    $( EventEnvelope::$variant($e) => $body, )*
+                    EventEnvelope::Encrypted($e) | EventEnvelope::Unknown($e) => $body,
+                }
+            };
+        }
+    };
 }
+
+crate::events::events!(event_envelope);
 
 impl EventEnvelope {
     /// Parses a delivery from the raw request body.
     ///
     /// Every failure is a [`ParseError`] naming the event, the field and what was
-    /// wrong; no input makes it panic.
+    /// wrong; no input makes it panic, and a body nested more than
+    /// [`MAX_DEPTH`](Self::MAX_DEPTH) levels deep is refused at that depth.
     ///
     /// ```
     /// use voyado_webhooks::{EventEnvelope, EventType};
@@ -129,10 +170,15 @@ impl EventEnvelope {
         // One check of the whole body is cheaper than serde_json's check of each
         // string and captured value.
         match std::str::from_utf8(body) {
-            Ok(body) => body.parse(),
+            Ok(body) => parse::from_str(body),
             Err(error) => Err(ParseError::not_utf8(body, error.valid_up_to())),
         }
     }
+
+    /// How deeply a body may nest arrays and objects, counting the envelope
+    /// itself: 128. A value kept from it (in `extra`, or an unknown event's
+    /// payload) is then at most 127 levels deep, which serde_json reads again.
+    pub const MAX_DEPTH: usize = depth::MAX_DEPTH;
 
     /// The event type.
     pub fn event_type(&self) -> &EventType {
@@ -152,62 +198,6 @@ impl EventEnvelope {
     /// Whether the payload is encrypted.
     pub fn is_encrypted(&self) -> bool {
         each!(self, e => e.is_encrypted)
-    }
-
-    /// The contact the event is about; `None` for encrypted and unknown events.
-    ///
-    /// ```
-    /// use voyado_webhooks::EventEnvelope;
-    ///
-    /// let body = r#"{"eventType": "loyalty.addPoints", "payload": {"amount": 5, "contactId": "c-1"}}"#;
-    /// assert_eq!(body.parse::<EventEnvelope>()?.contact_id(), Some("c-1"));
-    /// # Ok::<(), voyado_webhooks::ParseError>(())
-    /// ```
-    pub fn contact_id(&self) -> Option<&str> {
-        match self {
-            EventEnvelope::ContactAcceptsEmailChanged(e)
-            | EventEnvelope::ContactAcceptsSmsChanged(e)
-            | EventEnvelope::ContactAcceptsPostalChanged(e) => Some(&e.payload.contact_id),
-            EventEnvelope::LoyaltyAddPoints(e) => Some(&e.payload.contact_id),
-            EventEnvelope::PointBalanceUpdated(e) => Some(&e.payload.contact_id),
-            EventEnvelope::RewardVoucherCreated(e) => Some(&e.payload.contact_id),
-            EventEnvelope::Encrypted(_) | EventEnvelope::Unknown(_) => None,
-        }
-    }
-
-    /// Calls the `handler` method for this event.
-    ///
-    /// ```
-    /// use std::cell::Cell;
-    /// use voyado_webhooks::{Envelope, EventEnvelope, EventHandler, LoyaltyAddPoints};
-    ///
-    /// struct Points(Cell<usize>);
-    /// impl EventHandler for Points {
-    ///     type Error = std::convert::Infallible;
-    ///     fn loyalty_add_points(&self, _: &Envelope<LoyaltyAddPoints>) -> Result<(), Self::Error> {
-    ///         self.0.set(self.0.get() + 1);
-    ///         Ok(())
-    ///     }
-    /// }
-    ///
-    /// let handler = Points(Cell::new(0));
-    /// let body = r#"{"eventType": "loyalty.addPoints", "payload": {"amount": 5, "contactId": "c-1"}}"#;
-    /// body.parse::<EventEnvelope>()?.dispatch(&handler)?;
-    /// assert_eq!(handler.0.get(), 1);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn dispatch<H: EventHandler + ?Sized>(&self, handler: &H) -> Result<(), H::Error> {
-        route!(self, handler)
-    }
-
-    /// Calls the `handler` method for this event and awaits it. The future is
-    /// `Send`, so it can run inside an axum or actix-web handler.
-    #[allow(clippy::manual_async_fn, reason = "the signature promises `Send`")]
-    pub fn dispatch_async<'a, H: AsyncEventHandler + ?Sized>(
-        &'a self,
-        handler: &'a H,
-    ) -> impl Future<Output = Result<(), H::Error>> + Send + 'a {
-        async move { route!(self, handler, await) }
     }
 
     /// Decrypts an `Encrypted` event into the typed variant for its event type (or
@@ -263,28 +253,11 @@ impl EventEnvelope {
     }
 }
 
-/// Both readers behind `from_slice`, for the fuzz targets to compare: the fast
-/// path's event where it takes the delivery, and serde_json's result.
-#[cfg(fuzzing)]
-#[doc(hidden)]
-pub fn fuzz_both_readers(body: &str) -> (Option<EventEnvelope>, Result<EventEnvelope, ParseError>) {
-    let mut fast = None;
-    parse::fast(body, &mut fast);
-    (fast, parse::slow(body))
-}
-
-/// Same as [`EventEnvelope::from_slice`]: plain deliveries are read by a fast
-/// scanner, anything else (and every error) by serde_json.
+/// Same as [`EventEnvelope::from_slice`].
 impl FromStr for EventEnvelope {
     type Err = ParseError;
-    #[inline]
     fn from_str(body: &str) -> Result<Self, ParseError> {
-        let mut event = None;
-        parse::fast(body, &mut event);
-        match event {
-            Some(event) => Ok(event),
-            None => parse::slow(body),
-        }
+        parse::from_str(body)
     }
 }
 
@@ -294,7 +267,7 @@ impl FromStr for EventEnvelope {
 /// a `serde_json::Value` has already rounded them unless `arbitrary_precision` is on.
 impl<'de> Deserialize<'de> for EventEnvelope {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        parse::read::<Box<RawValue>, _>(&mut Trace::default(), deserializer)
+        parse::read::<Box<serde_json::value::RawValue>, _>(&mut Default::default(), deserializer)
     }
 }
 

@@ -1,7 +1,7 @@
 //! One struct per event payload, and how a payload is read.
 //!
 //! Every struct matches its field names ignoring ASCII case and `_`/`-`, takes the
-//! tolerant value forms of [`crate::de`], and keeps unknown fields in `extra`. A
+//! tolerant value forms of [`crate::read`], and keeps unknown fields in `extra`. A
 //! field that appears twice (or under two aliases) keeps its first value that is
 //! not `null` or `""`; a later one with a value goes to `extra`.
 
@@ -14,18 +14,23 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
-use crate::de::{Field, Key, RawText, Trace, field_names};
 use crate::error::ParseErrorKind;
+use crate::field_name::field_names;
 use crate::raw::{Extra, RawPayload};
+use crate::read::{Field, Key, RawText, Trace};
+use crate::write::Wire;
 
 /// A payload struct: read from a JSON object, written in Voyado's wire form.
 pub(crate) trait Payload: Sized + Serialize {
     /// Reads the payload's fields from `map`, capturing values as `R`.
     fn read<'de, A: MapAccess<'de>, R: RawText<'de>>(map: A, trace: &mut Trace) -> Result<Self, A::Error>;
+    /// The contact the event is about.
+    fn contact_id(&self) -> &str;
 }
 
 /// Defines a payload struct from its fields: `name: Type = ["wireName", "alias"…]`.
-/// The first name is the one written by `Serialize`.
+/// The first name is the one written by `Serialize`. Every payload names the
+/// contact it is about in a `contact_id` field.
 macro_rules! payload {
     (
         $(#[$meta:meta])*
@@ -74,6 +79,10 @@ macro_rules! payload {
                     extra,
                 })
             }
+
+            fn contact_id(&self) -> &str {
+                &self.contact_id
+            }
         }
 
         /// Writes Voyado's wire form: documented names, decimals as exact JSON
@@ -81,7 +90,7 @@ macro_rules! payload {
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 let mut map = serializer.serialize_map(None)?;
-                $( Field::write(&self.$field, $wire, &[$wire $(, $alias)*], &self.extra, &mut map)?; )*
+                $( Wire::write(&self.$field, $wire, &[$wire $(, $alias)*], &self.extra, &mut map)?; )*
                 self.extra.write(&mut map)?;
                 map.end()
             }

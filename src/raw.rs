@@ -7,7 +7,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-use crate::de::key_matches;
+use crate::field_name::key_matches;
 
 /// A payload kept exactly as received: the payload of an event this crate has no
 /// type for, or an encrypted one.

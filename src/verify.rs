@@ -16,8 +16,9 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use time::{Duration, OffsetDateTime};
 
-use crate::de::LENIENT_BASE64;
 use crate::headers::HeaderSource;
+use crate::lenient_base64::LENIENT_BASE64;
+use crate::text::quote;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -220,7 +221,7 @@ impl Webhook {
         let get = |name| headers.header(name).ok_or(VerifyError::MissingHeader(name));
         let (timestamp_text, signatures) = (get(names.timestamp)?, get(names.signature)?);
 
-        let (sent, timestamp) = parse_timestamp(timestamp_text)?;
+        let (sent, timestamp) = parse_unix_seconds(timestamp_text)?;
         let now = now.unix_timestamp();
         let age = Duration::seconds(now.saturating_sub(sent));
         if age > self.tolerance {
@@ -346,8 +347,8 @@ fn same_tag(candidate: &[u8], expected: &[u8; 44]) -> bool {
 /// Unix seconds, digits only (an optional leading `-`), as Svix sends them, and
 /// the time they make.
 #[inline]
-fn parse_timestamp(text: &str) -> Result<(i64, OffsetDateTime), VerifyError> {
-    let invalid = || VerifyError::InvalidTimestamp(crate::de::shorten(text));
+fn parse_unix_seconds(text: &str) -> Result<(i64, OffsetDateTime), VerifyError> {
+    let invalid = || VerifyError::InvalidTimestamp(quote(text));
     let (negative, digits) = match text.strip_prefix('-') {
         Some(digits) => (true, digits),
         None => (false, text),
@@ -357,7 +358,7 @@ fn parse_timestamp(text: &str) -> Result<(i64, OffsetDateTime), VerifyError> {
     }
     // Past 18 significant digits a timestamp is far outside the years `time`
     // takes (0000 to 9999), and below that the sum cannot overflow. (Unlike
-    // `de::parse_integer`, leading zeros do not count: an integer field has
+    // `read::number::parse_integer`, leading zeros do not count: an integer field has
     // `Decimal` to fall back on, a timestamp header does not.)
     let significant = digits.trim_start_matches('0');
     if significant.len() > 18 {

@@ -204,17 +204,18 @@ proptest! {
         prop_assert_eq!(expires, local.replace_nanosecond(kept_nanos).unwrap(), "{}", text);
     }
 
-    /// Deep nesting anywhere: accepted up to 128 levels, refused past them.
+    /// Deep nesting anywhere: accepted up to 128 levels in all (the envelope and
+    /// a typed payload count), refused past them.
     #[test]
     fn nesting_at_any_depth(depth in 0usize..400, at in 0usize..3) {
         let nested = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
-        let body = match at {
-            0 => format!(r#"{{"eventType":"x.y","payload":{nested}}}"#),
-            1 => format!(r#"{{"eventType":"x.y","payload":{{}},"more":{nested}}}"#),
-            _ => format!(r#"{{"eventType":"loyalty.addPoints","payload":{{"amount":1,"contactId":"c","more":{nested}}}}}"#),
+        let (body, levels_around) = match at {
+            0 => (format!(r#"{{"eventType":"x.y","payload":{nested}}}"#), 1),
+            1 => (format!(r#"{{"eventType":"x.y","payload":{{}},"more":{nested}}}"#), 1),
+            _ => (format!(r#"{{"eventType":"loyalty.addPoints","payload":{{"amount":1,"contactId":"c","more":{nested}}}}}"#), 2),
         };
         let parsed = parse_checked(body.as_bytes()).is_some();
-        prop_assert_eq!(parsed, depth <= 128, "{} levels", depth);
+        prop_assert_eq!(parsed, depth + levels_around <= EventEnvelope::MAX_DEPTH, "{} levels", depth);
     }
 
     /// Long strings and odd characters are kept exactly, wherever they are.

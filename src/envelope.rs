@@ -2,9 +2,9 @@
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use super::EventType;
-use crate::de::Field;
+use crate::event_type::EventType;
 use crate::raw::Extra;
+use crate::write::Wire;
 
 /// One delivery: the envelope fields every event shares, and its payload `P`.
 ///
@@ -81,7 +81,7 @@ impl<P: Serialize> Serialize for Envelope<P> {
         }
         map.serialize_entry("isEncrypted", &self.is_encrypted)?;
         map.serialize_entry("payload", &self.payload)?;
-        Field::write(&self.tenant, "tenant", &["tenant"], &self.extra, &mut map)?;
+        Wire::write(&self.tenant, "tenant", &["tenant"], &self.extra, &mut map)?;
         self.extra.write(&mut map)?;
         map.end()
     }

@@ -7,9 +7,13 @@ use std::str::FromStr;
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 use serde::ser::{Serialize, Serializer};
 
-/// Declares the known event types once: variant, wire name, documentation.
-macro_rules! event_types {
-    ($( $(#[$meta:meta])* $variant:ident = $wire:literal, )*) => {
+/// Generates [`EventType`] from the table in [`crate::events`].
+macro_rules! event_type {
+    (
+        [$($args:tt)*]
+        typed { $( $(#[$doc:meta])* $variant:ident = $wire:literal => $payload:ident, $method:ident $(, Preference::$pref:ident)?; )* }
+        untyped { $( $(#[$udoc:meta])* $uvariant:ident = $uwire:literal; )* }
+    ) => {
         /// The `eventType` of a delivery.
         ///
         /// Known names are matched ignoring ASCII case; any other name is kept as
@@ -27,18 +31,25 @@ macro_rules! event_types {
         #[derive(Debug, Clone, PartialEq, Eq, Hash)]
         #[non_exhaustive]
         pub enum EventType {
-            $( $(#[$meta])* #[doc = concat!("`", $wire, "`")] $variant, )*
+            $( #[doc = concat!("`", $wire, "`: ")] $(#[$doc])* $variant, )*
+            $( #[doc = concat!("`", $uwire, "`: ")] $(#[$udoc])* $uvariant, )*
             /// Any other event type, with its name as received.
             Other(String),
         }
 
         impl EventType {
-            const KNOWN: &[EventType] = &[$(EventType::$variant),*];
+            /// Every named event type.
+            pub(crate) const KNOWN: &[EventType] = &[$(EventType::$variant,)* $(EventType::$uvariant,)*];
+
+            /// The event types with a typed payload, and their wire names.
+            #[cfg(test)]
+            pub(crate) const TYPED: &[&str] = &[$($wire),*];
 
             /// The wire name, such as `reward.voucher.created`.
             pub fn as_str(&self) -> &str {
                 match self {
                     $( EventType::$variant => $wire, )*
+                    $( EventType::$uvariant => $uwire, )*
                     EventType::Other(name) => name,
                 }
             }
@@ -46,28 +57,7 @@ macro_rules! event_types {
     };
 }
 
-event_types! {
-    /// A contact's email marketing preference changed:
-    ContactAcceptsEmailChanged = "contact.acceptsEmail.changed",
-    /// A contact's SMS marketing preference changed:
-    ContactAcceptsSmsChanged = "contact.acceptsSms.changed",
-    /// A contact's postal marketing preference changed:
-    ContactAcceptsPostalChanged = "contact.acceptsPostal.changed",
-    /// Points were added to a contact:
-    LoyaltyAddPoints = "loyalty.addPoints",
-    /// A contact's point balance changed:
-    PointBalanceUpdated = "point.balance.updated",
-    /// A reward voucher was created:
-    RewardVoucherCreated = "reward.voucher.created",
-    /// A contact's consent changed (payload not published):
-    ContactConsentChanged = "contact.consent.changed",
-    /// A contact was created (payload not published):
-    ContactCreated = "contact.created",
-    /// A contact was updated (payload not published):
-    ContactUpdated = "contact.updated",
-    /// A multichannel promotion was assigned (payload not published):
-    PromotionMultichannelAssigned = "promotion.multichannel.assigned",
-}
+crate::events::events!(event_type);
 
 impl EventType {
     fn known(name: &str) -> Option<EventType> {

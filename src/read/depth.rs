@@ -1,0 +1,159 @@
+//! The nesting guard.
+//!
+//! serde_json refuses a value nested past its recursion limit when it builds
+//! one, but not when it only captures a value's text (`RawValue`, which this
+//! crate uses for every field): that keeps a byte per level with no limit, so
+//! 10 MB of `[` would cost 10 MB and a scan to the end before anything failed.
+//! Bodies are therefore checked before serde_json reads them, in constant memory,
+//! and a body that nests too deeply is refused at the limit.
+
+/// How deeply a body may nest arrays and objects, counting the envelope object
+/// itself. A value kept from a body nests at most one level less, which
+/// serde_json reads on its own (it takes 127 levels).
+pub(crate) const MAX_DEPTH: usize = 128;
+
+/// A body that nests past [`MAX_DEPTH`], rewritten so that it does not: the
+/// value that first goes one level too deep is replaced by `0` at byte `at`.
+/// Reading the rewritten body, the field whose text holds byte `at` is the one
+/// to name in the error.
+#[derive(Debug)]
+pub(crate) struct Rewritten {
+    pub(crate) body: String,
+    pub(crate) at: usize,
+}
+
+/// Checks a body's nesting: `None` if it is within [`MAX_DEPTH`].
+pub(crate) fn guard(body: &str) -> Option<Rewritten> {
+    // Nesting deeper than the limit needs more opening brackets than the limit:
+    // counting them (a few vector instructions per 64 bytes) clears nearly every
+    // body without the byte-by-byte scan below.
+    let mut openings = 0usize;
+    for chunk in body.as_bytes().chunks(64) {
+        // `[` (0x5B) and `{` (0x7B) are the only bytes that give `{` with bit 5 set.
+        let count = chunk
+            .iter()
+            .fold(0u8, |count, &b| count.wrapping_add(u8::from(b | 0x20 == b'{')));
+        openings = openings.saturating_add(usize::from(count));
+        if openings > MAX_DEPTH {
+            return first_too_deep(body, MAX_DEPTH).map(|(at, open)| rewrite(body, at, &open));
+        }
+    }
+    None
+}
+
+/// Whether well-formed JSON text nests deeper than `limit` (at most [`MAX_DEPTH`]).
+pub(crate) fn exceeds(json: &str, limit: usize) -> bool {
+    first_too_deep(json, limit).is_some()
+}
+
+/// The offset of the first bracket that opens level `limit + 1`, with the
+/// brackets open there (at most [`MAX_DEPTH`] of them, so memory is bounded by
+/// the limit, whatever the depth).
+fn first_too_deep(json: &str, limit: usize) -> Option<(usize, Vec<u8>)> {
+    let mut open = Vec::new();
+    let (mut in_string, mut escaped) = (false, false);
+    for (at, &b) in json.as_bytes().iter().enumerate() {
+        match (in_string, escaped, b) {
+            (true, true, _) => escaped = false,
+            (true, false, b'\\') => escaped = true,
+            (true, false, b'"') | (false, _, b'"') => in_string = !in_string,
+            (false, _, b'[' | b'{') if open.len() >= limit.min(MAX_DEPTH) => return Some((at, open)),
+            (false, _, b'[' | b'{') => open.push(b),
+            (false, _, b']' | b'}') => {
+                open.pop();
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `body` with the value opening at `at` replaced by `0`. If that value never
+/// closes, the rest of the body is replaced by the closing brackets of what is
+/// open there, so the rewritten body is read as far as the offending field.
+fn rewrite(body: &str, at: usize, open: &[u8]) -> Rewritten {
+    let (before, from) = body.split_at_checked(at).unwrap_or((body, ""));
+    let mut rewritten = String::with_capacity(body.len());
+    rewritten.push_str(before);
+    rewritten.push('0');
+    match end_of_value(from) {
+        Some(end) => rewritten.push_str(from.get(end..).unwrap_or_default()),
+        None => rewritten.extend(open.iter().rev().map(|&b| if b == b'[' { ']' } else { '}' })),
+    }
+    Rewritten { body: rewritten, at }
+}
+
+/// The length of the array or object that `json` starts with, if it closes.
+fn end_of_value(json: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let (mut in_string, mut escaped) = (false, false);
+    for (at, &b) in json.as_bytes().iter().enumerate() {
+        match (in_string, escaped, b) {
+            (true, true, _) => escaped = false,
+            (true, false, b'\\') => escaped = true,
+            (true, false, b'"') | (false, _, b'"') => in_string = !in_string,
+            (false, _, b'[' | b'{') => depth = depth.saturating_add(1),
+            (false, _, b']' | b'}') => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return at.checked_add(1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Whether `text` (borrowed from a rewritten body) holds the byte at address `at`.
+pub(crate) fn holds(text: &str, at: usize) -> bool {
+    let start = text.as_ptr().addr();
+    start <= at && at < start.saturating_add(text.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nest(depth: usize) -> String {
+        format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+    }
+
+    #[test]
+    fn bodies_within_the_limit_pass_whatever_their_brackets() {
+        assert!(guard(&format!("{{\"a\":{}}}", nest(MAX_DEPTH - 1))).is_none());
+        // Many brackets, little depth; and brackets inside strings do not count.
+        assert!(guard(&"[]".repeat(1000)).is_none());
+        assert!(guard(&format!("{{\"a\":\"{}\"}}", "[".repeat(1000))).is_none());
+        assert!(guard(&format!("{{\"a\":\"\\\"{}\"}}", "[".repeat(1000))).is_none());
+    }
+
+    #[test]
+    fn the_value_past_the_limit_is_replaced() {
+        let body = format!("{{\"a\":{},\"b\":1}}", nest(MAX_DEPTH));
+        let rewritten = guard(&body).unwrap();
+        assert_eq!(rewritten.at, 5 + MAX_DEPTH - 1);
+        let expected = format!(
+            "{{\"a\":{}0{},\"b\":1}}",
+            "[".repeat(MAX_DEPTH - 1),
+            "]".repeat(MAX_DEPTH - 1)
+        );
+        assert_eq!(rewritten.body, expected);
+        assert!(serde_json::from_str::<serde::de::IgnoredAny>(&rewritten.body).is_ok());
+    }
+
+    #[test]
+    fn an_unclosed_value_is_closed_after_the_replacement() {
+        let body = format!("{{\"a\":[{{\"b\":{}", "[".repeat(10_000_000));
+        let rewritten = guard(&body).unwrap();
+        assert!(rewritten.body.len() < 400);
+        assert!(serde_json::from_str::<serde::de::IgnoredAny>(&rewritten.body).is_ok());
+    }
+
+    #[test]
+    fn kept_values_are_measured_against_their_own_limit() {
+        assert!(!exceeds(&nest(127), 127));
+        assert!(exceeds(&nest(128), 127));
+        assert!(!exceeds("\"[[[[\"", 1));
+    }
+}

@@ -1,0 +1,192 @@
+//! Reading a delivery's values. serde_json reads the JSON; each field's value is
+//! captured as its raw text ([`RawText`]) and read from that by plain Rust
+//! ([`Field::read`]). Working from the text keeps decimals exact without
+//! serde_json's `arbitrary_precision` (and unaffected by it when another crate in
+//! the build turns it on), and lets every error quote what it found.
+//!
+//! The files here are the reader's jobs: [`scalar`] reads a field's value,
+//! [`number`] and [`timestamp`] parse what it holds, and [`depth`] guards
+//! nesting before serde_json sees a body.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, Visitor};
+use serde_json::value::RawValue;
+
+use crate::error::{ParseError, ParseErrorKind};
+use crate::event_type::EventType;
+
+pub(crate) mod depth;
+pub(crate) mod number;
+pub(crate) mod scalar;
+pub(crate) mod timestamp;
+
+pub(crate) use scalar::Field;
+
+/// How a body's nesting was checked, which decides what [`Trace::keep`] checks.
+#[derive(Debug, Default)]
+pub(crate) enum Depth {
+    /// Not checked (a generic `Deserialize`): each kept value is checked.
+    #[default]
+    Unchecked,
+    /// The whole body was checked by [`depth::guard`].
+    Checked,
+    /// The body nested too deeply and was rewritten: the value holding the byte
+    /// at this address is the one that did.
+    TooDeepAt(usize),
+}
+
+/// Records what was read before a failure and the failure itself, so
+/// `EventEnvelope::from_slice` can hand back a structured [`ParseError`] while a
+/// generic `Deserialize` still gets a complete message.
+#[derive(Debug, Default)]
+pub(crate) struct Trace {
+    pub(crate) event_type: Option<EventType>,
+    pub(crate) event_id: Option<String>,
+    pub(crate) failure: Option<ParseError>,
+    pub(crate) depth: Depth,
+}
+
+impl Trace {
+    /// Records a failure at `path` and returns it as the deserializer's error.
+    pub(crate) fn fail<E: de::Error>(&mut self, path: String, kind: ParseErrorKind) -> E {
+        let error =
+            ParseError::new(kind, Some(path)).with_event(self.event_type.as_ref(), self.event_id.as_deref());
+        let message = E::custom(&error);
+        self.failure = Some(error);
+        message
+    }
+
+    /// Reads `raw` as the value of `path`, recording a failure.
+    pub(crate) fn read<T: Field, E: de::Error>(
+        &mut self,
+        path: impl FnOnce() -> String,
+        raw: &str,
+    ) -> Result<T, E> {
+        if self.too_deep(raw) {
+            return Err(self.fail(
+                path(),
+                ParseErrorKind::TooDeep {
+                    limit: depth::MAX_DEPTH,
+                },
+            ));
+        }
+        T::read(raw).map_err(|p| {
+            let kind = ParseErrorKind::InvalidValue {
+                expected: p.expected,
+                found: p.found,
+            };
+            self.fail(path(), kind)
+        })
+    }
+
+    /// Keeps a value of `path` as its JSON text, refusing one nested too deeply.
+    pub(crate) fn keep<'de, R: RawText<'de>, E: de::Error>(
+        &mut self,
+        raw: R,
+        path: impl FnOnce() -> String,
+    ) -> Result<Box<RawValue>, E> {
+        if self.too_deep(raw.text()) {
+            return Err(self.fail(
+                path(),
+                ParseErrorKind::TooDeep {
+                    limit: depth::MAX_DEPTH,
+                },
+            ));
+        }
+        Ok(raw.into_box())
+    }
+
+    /// Whether `raw` is the value that nests too deeply.
+    fn too_deep(&self, raw: &str) -> bool {
+        match self.depth {
+            Depth::Checked => false,
+            Depth::TooDeepAt(at) => depth::holds(raw, at),
+            // A kept value sits inside the envelope, one level down.
+            Depth::Unchecked => depth::exceeds(raw, depth::MAX_DEPTH.saturating_sub(1)),
+        }
+    }
+
+    /// The value of a field that may be absent: its default, or a "missing" failure.
+    pub(crate) fn require<T: Field, E: de::Error>(
+        &mut self,
+        value: Option<T>,
+        path: impl FnOnce() -> String,
+    ) -> Result<T, E> {
+        match value.or_else(T::absent) {
+            Some(value) => Ok(value),
+            None => Err(self.fail(path(), ParseErrorKind::MissingField)),
+        }
+    }
+}
+
+/// How a value's raw JSON text is captured: borrowed from the body under
+/// `from_slice` and `from_str`, owned under any other deserializer.
+pub(crate) trait RawText<'de>: Deserialize<'de> {
+    /// The value's JSON text, exactly as received.
+    fn text(&self) -> &str;
+    /// The value, to keep.
+    fn into_box(self) -> Box<RawValue>;
+}
+
+impl<'de> RawText<'de> for &'de RawValue {
+    fn text(&self) -> &str {
+        self.get()
+    }
+    fn into_box(self) -> Box<RawValue> {
+        self.to_owned()
+    }
+}
+
+impl RawText<'_> for Box<RawValue> {
+    fn text(&self) -> &str {
+        self.get()
+    }
+    fn into_box(self) -> Box<RawValue> {
+        self
+    }
+}
+
+/// A map key, borrowed from the input when it holds no escapes.
+pub(crate) enum Key<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl Key<'_> {
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Key::Borrowed(s) => s,
+            Key::Owned(s) => s,
+        }
+    }
+
+    pub(crate) fn into_owned(self) -> String {
+        match self {
+            Key::Borrowed(s) => s.to_owned(),
+            Key::Owned(s) => s,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::Borrowed(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(v))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}

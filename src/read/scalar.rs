@@ -1,0 +1,267 @@
+//! Reading one field's value from its raw JSON text, tolerantly: the value forms
+//! each field type takes.
+
+use std::borrow::Cow;
+
+use rust_decimal::Decimal;
+use time::OffsetDateTime;
+
+use super::number::{parse_decimal, parse_integer};
+use super::timestamp::parse_timestamp;
+use crate::event_type::EventType;
+use crate::text::quote;
+
+/// What was wrong with one value: what the field expects, and what it got.
+#[derive(Debug)]
+pub(crate) struct Problem {
+    pub(crate) expected: &'static str,
+    pub(crate) found: String,
+}
+
+impl Problem {
+    fn new(expected: &'static str, raw: &str) -> Self {
+        Problem {
+            expected,
+            found: quote(raw),
+        }
+    }
+}
+
+/// One JSON value, as far as a scalar field cares.
+pub(crate) enum Json<'a> {
+    Null,
+    Bool(bool),
+    Number(&'a str),
+    String(Cow<'a, str>),
+    /// An object or array: never a scalar.
+    Composite,
+}
+
+impl<'a> Json<'a> {
+    /// Classifies raw JSON text (as captured by serde_json, so well-formed).
+    fn classify(raw: &'a str) -> Json<'a> {
+        match raw.as_bytes().first() {
+            Some(b'n') => Json::Null,
+            Some(b't') => Json::Bool(true),
+            Some(b'f') => Json::Bool(false),
+            Some(b'{' | b'[') | None => Json::Composite,
+            Some(b'"') => {
+                let inner = raw
+                    .strip_prefix('"')
+                    .and_then(|s| s.strip_suffix('"'))
+                    .unwrap_or_default();
+                if inner.contains('\\') {
+                    // Escapes: let serde_json undo them (rare, so a second look is fine).
+                    match serde_json::from_str::<String>(raw) {
+                        Ok(s) => Json::String(Cow::Owned(s)),
+                        Err(_) => Json::Composite,
+                    }
+                } else {
+                    Json::String(Cow::Borrowed(inner))
+                }
+            }
+            Some(_) => Json::Number(raw),
+        }
+    }
+}
+
+/// A type a field can have: a scalar, or an `Option` of one.
+pub(crate) trait Field: Sized {
+    /// Reads the field from its raw JSON text.
+    fn read(raw: &str) -> Result<Self, Problem>;
+    /// The value when the field is absent, if it may be.
+    fn absent() -> Option<Self>;
+    /// Whether this value is an absent one (`None`): a later spelling of the
+    /// field may then take its place.
+    fn is_absent(&self) -> bool {
+        false
+    }
+}
+
+/// A non-optional field type.
+pub(crate) trait Scalar: Sized {
+    /// What the field expects, for error messages.
+    const EXPECTED: &'static str;
+    /// Reads a non-null JSON value, or `None` if it has the wrong type or form.
+    fn from_json(json: Json<'_>) -> Option<Self>;
+}
+
+impl<T: Scalar> Field for T {
+    fn read(raw: &str) -> Result<Self, Problem> {
+        match Json::classify(raw) {
+            Json::Null => None,
+            json => T::from_json(json),
+        }
+        .ok_or_else(|| Problem::new(T::EXPECTED, raw))
+    }
+    fn absent() -> Option<Self> {
+        None
+    }
+}
+
+/// Optional fields: absent, `null` and `""` are all `None`.
+impl<T: Scalar> Field for Option<T> {
+    fn read(raw: &str) -> Result<Self, Problem> {
+        match Json::classify(raw) {
+            Json::Null => Ok(None),
+            Json::String(s) if s.is_empty() => Ok(None),
+            json => T::from_json(json)
+                .map(Some)
+                .ok_or_else(|| Problem::new(T::EXPECTED, raw)),
+        }
+    }
+    fn absent() -> Option<Self> {
+        Some(None)
+    }
+    fn is_absent(&self) -> bool {
+        self.is_none()
+    }
+}
+
+/// Strings also accept a JSON number, kept as its exact text.
+impl Scalar for String {
+    const EXPECTED: &'static str = "a string";
+    fn from_json(json: Json<'_>) -> Option<Self> {
+        match json {
+            Json::String(s) => Some(s.into_owned()),
+            Json::Number(n) => Some(n.to_owned()),
+            _ => None,
+        }
+    }
+}
+
+/// Integers: a number or numeric string, integral floats (`42.0`, `4.2e1`) included.
+impl Scalar for i64 {
+    const EXPECTED: &'static str = "an integer";
+    fn from_json(json: Json<'_>) -> Option<Self> {
+        let text = match json {
+            Json::Number(n) => n,
+            Json::String(ref s) => trim(s),
+            _ => return None,
+        };
+        // Plain digits, the usual form, are read directly; `42.0` and `4.2e1` as
+        // decimals.
+        if let Some(integer) = parse_integer(text) {
+            return Some(integer);
+        }
+        let decimal = parse_decimal(text)?;
+        if decimal.fract().is_zero() {
+            i64::try_from(decimal).ok()
+        } else {
+            None
+        }
+    }
+}
+
+/// Booleans: `true`/`false`, or those words as a string.
+impl Scalar for bool {
+    const EXPECTED: &'static str = "a boolean";
+    fn from_json(json: Json<'_>) -> Option<Self> {
+        match json {
+            Json::Bool(b) => Some(b),
+            Json::String(s) if trim(&s).eq_ignore_ascii_case("true") => Some(true),
+            Json::String(s) if trim(&s).eq_ignore_ascii_case("false") => Some(false),
+            _ => None,
+        }
+    }
+}
+
+/// Decimals: a number or numeric string, exact in digits and scale.
+impl Scalar for Decimal {
+    const EXPECTED: &'static str = "a decimal number";
+    fn from_json(json: Json<'_>) -> Option<Self> {
+        match json {
+            Json::Number(n) => parse_decimal(n),
+            Json::String(s) => parse_decimal(trim(&s)),
+            _ => None,
+        }
+    }
+}
+
+/// Timestamps: see [`parse_timestamp`].
+impl Scalar for OffsetDateTime {
+    const EXPECTED: &'static str = "an ISO 8601 timestamp";
+    fn from_json(json: Json<'_>) -> Option<Self> {
+        match json {
+            Json::String(s) => parse_timestamp(trim(&s)),
+            _ => None,
+        }
+    }
+}
+
+impl Scalar for EventType {
+    const EXPECTED: &'static str = "an event type name";
+    fn from_json(json: Json<'_>) -> Option<Self> {
+        match json {
+            Json::String(s) if !trim(&s).is_empty() => Some(EventType::from(trim(&s))),
+            _ => None,
+        }
+    }
+}
+
+/// `str::trim`, at no cost for text that starts and ends with a visible ASCII
+/// character (nearly all of it).
+fn trim(text: &str) -> &str {
+    match (text.as_bytes().first(), text.as_bytes().last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => text,
+        _ => text.trim(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_accept_numbers_strings_and_integral_floats() {
+        let int = |raw: &str| i64::read(raw).ok();
+        assert_eq!(int("42"), Some(42));
+        assert_eq!(int("\"42\""), Some(42));
+        assert_eq!(int("42.0"), Some(42));
+        assert_eq!(int("4.2e1"), Some(42));
+        assert_eq!(int("-7"), Some(-7));
+        assert_eq!(int("42.5"), None);
+        assert_eq!(int("9223372036854775808"), None);
+        assert_eq!(int("true"), None);
+        let problem = i64::read("\"4x\"").err();
+        assert_eq!(
+            problem.map(|p| (p.expected, p.found)),
+            Some(("an integer", "\"4x\"".into()))
+        );
+    }
+
+    #[test]
+    fn optional_fields_treat_null_and_empty_as_none() {
+        assert_eq!(Option::<String>::read("null").ok(), Some(None));
+        assert_eq!(Option::<String>::read("\"\"").ok(), Some(None));
+        assert_eq!(Option::<i64>::read("\"\"").ok(), Some(None));
+        assert_eq!(Option::<String>::absent(), Some(None));
+        assert!(String::absent().is_none());
+        assert!(String::read("null").is_err());
+    }
+
+    #[test]
+    fn strings_accept_numbers_as_their_text_and_undo_escapes() {
+        assert_eq!(String::read("1").ok().as_deref(), Some("1"));
+        assert_eq!(String::read("1.50").ok().as_deref(), Some("1.50"));
+        assert_eq!(String::read(r#""a\"b\u00e9""#).ok().as_deref(), Some("a\"bé"));
+        assert!(String::read("{}").is_err());
+        assert!(String::read("true").is_err());
+    }
+
+    #[test]
+    fn booleans_accept_strings() {
+        assert_eq!(bool::read("true").ok(), Some(true));
+        assert_eq!(bool::read("\"false\"").ok(), Some(false));
+        assert_eq!(bool::read("\"TRUE\"").ok(), Some(true));
+        assert!(bool::read("1").is_err());
+    }
+
+    #[test]
+    fn long_bad_values_are_quoted_shortened() {
+        let raw = format!("\"{}\"", "x".repeat(500));
+        let found = bool::read(&raw).err().map(|p| p.found).unwrap_or_default();
+        assert_eq!(found.chars().count(), crate::text::QUOTE_MAX_CHARS + 1);
+        assert!(found.ends_with('…'));
+    }
+}
