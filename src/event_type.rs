@@ -135,6 +135,22 @@ mod tests {
         }
     }
 
+    /// The recipe in `src/events.rs`: a typed event is not done without its
+    /// fixture and its README row.
+    #[test]
+    fn every_typed_event_has_a_fixture_and_a_readme_row() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let readme = std::fs::read_to_string(root.join("README.md")).unwrap_or_default();
+        for wire in EventType::TYPED {
+            let fixture = root.join("tests/fixtures").join(format!("{wire}.json"));
+            assert!(fixture.is_file(), "no fixture {}", fixture.display());
+            assert!(
+                readme.contains(&format!("| `{wire}` |")),
+                "no README row for {wire}"
+            );
+        }
+    }
+
     #[test]
     fn other_names_keep_their_text() {
         let other = EventType::from("Contact.Deleted");

@@ -92,9 +92,14 @@
 //! - Integers: `i64`.
 //! - Timestamps: years 0000 to 9999, real calendar dates, offsets up to ±23:59
 //!   (RFC 3339's range).
-//! - Nesting: 128 levels of arrays and objects, anywhere (serde_json's own limit
-//!   for what it reads; kept values are checked to the same depth), reported as
-//!   [`ParseErrorKind::TooDeep`].
+//! - Nesting: 128 levels of arrays and objects in all, the envelope counted
+//!   ([`EventEnvelope::MAX_DEPTH`]), so that serde_json reads again whatever was
+//!   kept (it takes 127 levels on its own). A body nested deeper is refused
+//!   where it passes the limit, in memory bounded by the limit, as
+//!   [`ParseErrorKind::TooDeep`] naming the field.
+//! - Error messages: under 1 KB whatever the body. The event type, id and field
+//!   path are kept to 64 characters and a quoted value to 60, and every line
+//!   break in them (Unicode's U+0085, U+2028 and U+2029 too) is escaped.
 //! - Size: none of its own. Limit the body size in your HTTP framework.
 
 #![forbid(unsafe_code)]

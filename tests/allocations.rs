@@ -1,6 +1,8 @@
 //! Heap allocations, counted by a global allocator: parsing allocates once per
-//! owned string it hands back plus at most `PARSE_OVERHEAD`, and verifying a
-//! delivery allocates `VERIFY_ALLOCATIONS` times (none) whatever the body's size.
+//! owned string it hands back plus at most `PARSE_OVERHEAD`; its peak heap is at
+//! most `PEAK_PER_BODY_BYTE` times the body, whatever the body's size or
+//! nesting; and verifying a delivery allocates `VERIFY_ALLOCATIONS` times (none)
+//! whatever the body's size.
 //!
 //! Runs without the test harness (`harness = false`), so no other thread
 //! allocates while a count is taken.
@@ -15,13 +17,17 @@
 
 mod common;
 
-use std::alloc::System;
-
-use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use peak_alloc::PeakAlloc;
+use stats_alloc::{Region, StatsAlloc};
 use voyado_webhooks::{Envelope, EventEnvelope, EventType, Extra};
 
+/// Counts allocations (`stats_alloc`) around an allocator that tracks the peak
+/// of bytes in use (`peak_alloc`, whose counters are global).
 #[global_allocator]
-static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+static GLOBAL: StatsAlloc<PeakAlloc> = StatsAlloc::new(PeakAlloc);
+
+/// The most heap a parse may use at its peak, per byte of body.
+const PEAK_PER_BODY_BYTE: usize = 5;
 
 /// Allocations beyond the owned strings: the `extra` vectors (envelope and
 /// payload), one allocation each when first used and one more per doubling past
@@ -36,7 +42,7 @@ const VERIFY_ALLOCATIONS: usize = 0;
 
 /// Allocations and reallocations while `f` runs.
 fn allocations<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    let region = Region::new(GLOBAL);
+    let region = Region::new(&GLOBAL);
     let out = f();
     let change = region.change();
     (out, change.allocations + change.reallocations)
@@ -130,8 +136,57 @@ fn verifying_allocates_a_constant() {
     }
 }
 
+/// The peak of heap bytes in use while `f` runs, above what was in use before.
+fn peak_heap<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let before = PeakAlloc.current_usage();
+    PeakAlloc.reset_peak_usage();
+    let out = f();
+    (out, PeakAlloc.peak_usage().saturating_sub(before))
+}
+
+/// A `loyalty.addPoints` delivery of about `size` bytes, most of it a kept array.
+fn sized_body(size: usize) -> Vec<u8> {
+    let line = r#"{"sku":"SKU-000123","quantity":2,"price":149.50,"name":"Trail shoe, \"Fjäll\" 42"},"#;
+    let lines = line.repeat(size / line.len());
+    format!(
+        r#"{{"eventType":"loyalty.addPoints","id":"e-1","payload":{{"amount":1,"contactId":"c","lines":[{}]}}}}"#,
+        lines.trim_end_matches(',')
+    )
+    .into_bytes()
+}
+
+fn peak_heap_is_linear_in_the_body() {
+    println!("parse: peak heap / body bytes (allowed: {PEAK_PER_BODY_BYTE})");
+    let deep = |open: usize, close: usize| {
+        format!(
+            r#"{{"eventType":"x.y","payload":{{}},"deep":{}{}}}"#,
+            "[".repeat(open),
+            "]".repeat(close)
+        )
+        .into_bytes()
+    };
+    let cases = [
+        ("1 KiB", sized_body(1 << 10), true),
+        ("64 KiB", sized_body(64 << 10), true),
+        ("4 MiB", sized_body(4 << 20), true),
+        ("10 MB of [, unclosed", deep(10_000_000, 0), false),
+        ("1 MB deep, closed", deep(1_000_000, 1_000_000), false),
+    ];
+    for (name, body, parses) in cases {
+        let (event, peak) = peak_heap(|| EventEnvelope::from_slice(&body));
+        assert_eq!(event.is_ok(), parses, "{name}");
+        let per_byte = peak as f64 / body.len() as f64;
+        println!(
+            "  {name:<24} {:>10} bytes: peak {peak:>10} ({per_byte:.2} per byte)",
+            body.len()
+        );
+        assert!(peak <= PEAK_PER_BODY_BYTE * body.len(), "{name}: peak {peak}");
+    }
+}
+
 fn main() {
     parsing_allocates_once_per_owned_string();
+    peak_heap_is_linear_in_the_body();
     #[cfg(feature = "verify")]
     verifying_allocates_a_constant();
     println!("allocations: ok");

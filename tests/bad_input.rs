@@ -226,3 +226,94 @@ fn huge_values_are_errors_or_kept_not_panics() {
     let exponent = r#"{"eventType": "loyalty.addPoints", "payload": {"amount": 1e99999999999999999999, "contactId": "c"}}"#;
     assert_eq!(fail(exponent.as_bytes()).path(), Some("payload.amount"));
 }
+
+/// Every part of a message taken from the body (event type, id, field path,
+/// the value found) is bounded: a message stays under 1 KB whatever the body,
+/// and still names the field.
+#[test]
+fn messages_stay_under_1_kb_whatever_the_body() {
+    let huge = "x".repeat(1 << 20);
+    let separators = "\u{2028}".repeat(1 << 16);
+    let underscores = "_".repeat(1_000_000);
+    for (body, path) in [
+        // A 1 MiB id and a missing field.
+        (
+            format!(
+                r#"{{"eventType": "loyalty.addPoints", "id": "{huge}", "payload": {{"contactId": "c"}}}}"#
+            ),
+            "payload.amount",
+        ),
+        // A key that matches `balance` once `_` is ignored, with a bad value.
+        (
+            format!(
+                r#"{{"eventType": "point.balance.updated", "payload": {{"contactId": "c", "balance{underscores}": "{huge}"}}}}"#
+            ),
+            "payload.balance___",
+        ),
+        // An unknown event type of 1 MiB with a bad tenant, in line separators.
+        (
+            format!(r#"{{"eventType": "{huge}", "id": "{separators}", "tenant": [1], "payload": {{}}}}"#),
+            "tenant",
+        ),
+        // A too-deep value under a 64 Ki-character key of separators.
+        (
+            format!(
+                r#"{{"eventType": "x.y", "payload": {{}}, "{separators}": {}}}"#,
+                "[".repeat(200)
+            ),
+            "\u{2028}",
+        ),
+    ] {
+        let error = fail(body.as_bytes());
+        let message = error.to_string();
+        assert!(message.len() < 1024, "{} bytes: {message}", message.len());
+        assert!(
+            error.path().is_some_and(|p| p.starts_with(path)),
+            "{:?} for {path}",
+            error.path()
+        );
+        assert!(error.event_id().is_none_or(|id| id.len() < 1024));
+        common::mutate::assert_explains(&error);
+    }
+}
+
+/// No character that ends a line, Unicode's own line breaks included, reaches a
+/// message unescaped, so no delivery can forge a log line.
+#[test]
+fn unicode_line_breaks_are_escaped_in_messages() {
+    for c in ['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'] {
+        // Written as JSON escapes: a raw control character is a syntax error.
+        let e = format!("\\u{:04x}", u32::from(c));
+        let body =
+            format!(r#"{{"eventType": "a{e}b", "id": "i{e}d", "tenant": [], "payload": {{"k{e}": 1}}}}"#);
+        let message = fail(body.as_bytes()).to_string();
+        assert!(!message.contains(c), "{c:?} in {message}");
+        assert!(message.contains(&c.escape_debug().to_string()), "{message}");
+        let body = format!(
+            r#"{{"eventType": "loyalty.addPoints", "payload": {{"contactId": "c", "amount": "1{e}2"}}}}"#
+        );
+        let message = fail(body.as_bytes()).to_string();
+        assert!(!message.contains(c), "{c:?} in {message}");
+    }
+}
+
+/// A body nested too deeply is refused where it passes the limit, in memory
+/// bounded by the limit rather than the depth (the allocation figures are in
+/// `tests/allocations.rs`), and the error names the field however the rest of
+/// the body goes on.
+#[test]
+fn too_deep_values_are_refused_at_the_limit() {
+    let open = "[".repeat(10_000_000);
+    for body in [
+        format!(r#"{{"eventType": "x.y", "payload": {{}}, "deep": {open}"#),
+        format!(r#"{{"eventType": "x.y", "payload": {{}}, "deep": {open}]]]"#),
+        format!(r#"{{"payload": {{"deep": {{"a": {open}"#),
+    ] {
+        let error = fail(body.as_bytes());
+        assert_eq!(error.kind(), &ParseErrorKind::TooDeep { limit: 128 });
+        common::mutate::assert_explains(&error);
+    }
+    // A syntax error before the depth is reported as such.
+    let error = fail(format!(r#"{{"eventType": x, "deep": {open}"#).as_bytes());
+    assert!(matches!(error.kind(), ParseErrorKind::Syntax { .. }), "{error}");
+}

@@ -139,7 +139,11 @@ impl<'de, R: RawText<'de>> Visitor<'de> for EnvelopeVisitor<'_, R> {
                         let source = Stream::<A, R>(&mut map, PhantomData);
                         Slot::Read(read_payload(event_type, encrypted, source, trace)?)
                     }
-                    None => Slot::Captured(map.next_value()?),
+                    None => {
+                        let raw: R = map.next_value()?;
+                        trace.captured_payload(raw.text());
+                        Slot::Captured(raw)
+                    }
                 });
                 continue;
             }

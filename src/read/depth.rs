@@ -73,14 +73,19 @@ fn first_too_deep(json: &str, limit: usize) -> Option<(usize, Vec<u8>)> {
 /// open there, so the rewritten body is read as far as the offending field.
 fn rewrite(body: &str, at: usize, open: &[u8]) -> Rewritten {
     let (before, from) = body.split_at_checked(at).unwrap_or((body, ""));
-    let mut rewritten = String::with_capacity(body.len());
-    rewritten.push_str(before);
-    rewritten.push('0');
-    match end_of_value(from) {
-        Some(end) => rewritten.push_str(from.get(end..).unwrap_or_default()),
-        None => rewritten.extend(open.iter().rev().map(|&b| if b == b'[' { ']' } else { '}' })),
+    let closers: String = open
+        .iter()
+        .rev()
+        .map(|&b| if b == b'[' { ']' } else { '}' })
+        .collect();
+    let after = match end_of_value(from) {
+        Some(end) => from.get(end..).unwrap_or_default(),
+        None => &closers,
+    };
+    Rewritten {
+        body: [before, "0", after].concat(),
+        at,
     }
-    Rewritten { body: rewritten, at }
 }
 
 /// The length of the array or object that `json` starts with, if it closes.

@@ -45,11 +45,23 @@ pub(crate) struct Trace {
     pub(crate) event_id: Option<String>,
     pub(crate) failure: Option<ParseError>,
     pub(crate) depth: Depth,
+    /// The payload, captured before the event type was known, holds the value
+    /// that nests too deeply: it comes first in the body, so any failure found
+    /// before the payload is read is reported as that one.
+    pub(crate) too_deep_payload: bool,
 }
 
 impl Trace {
     /// Records a failure at `path` and returns it as the deserializer's error.
     pub(crate) fn fail<E: de::Error>(&mut self, path: String, kind: ParseErrorKind) -> E {
+        let too_deep = ParseErrorKind::TooDeep {
+            limit: depth::MAX_DEPTH,
+        };
+        let (path, kind) = match kind {
+            ParseErrorKind::TooDeep { .. } => (path, kind),
+            _ if self.too_deep_payload => ("payload".to_owned(), too_deep),
+            _ => (path, kind),
+        };
         let error =
             ParseError::new(kind, Some(path)).with_event(self.event_type.as_ref(), self.event_id.as_deref());
         let message = E::custom(&error);
@@ -95,6 +107,11 @@ impl Trace {
             ));
         }
         Ok(raw.into_box())
+    }
+
+    /// Notes a payload captured before the event type was known.
+    pub(crate) fn captured_payload(&mut self, raw: &str) {
+        self.too_deep_payload = matches!(self.depth, Depth::TooDeepAt(at) if depth::holds(raw, at));
     }
 
     /// Whether `raw` is the value that nests too deeply.
