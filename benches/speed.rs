@@ -143,6 +143,7 @@ fn parse_group<S: for<'de> Deserialize<'de>>(
         numerator: id("ours"),
         denominators: vec![id("strict")],
         target: Target::AtMost(if payload_first { 1.5 } else { 1.25 }),
+        scale: 1.0,
     });
     if !payload_first {
         ratios.push(Ratio {

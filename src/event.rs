@@ -11,9 +11,7 @@ use crate::envelope::Envelope;
 use crate::error::ParseError;
 use crate::event_type::EventType;
 use crate::handler::{AsyncEventHandler, EventHandler};
-use crate::payload::{
-    ContactPreferenceChanged, LoyaltyAddPoints, Payload, PointBalanceUpdated, RewardVoucherCreated,
-};
+use crate::payload::Payload;
 use crate::raw::{Extra, RawPayload};
 use crate::read::depth;
 
@@ -65,7 +63,7 @@ macro_rules! event_envelope {
             reason = "one value per delivery; boxing would cost an allocation for nothing"
         )]
         pub enum EventEnvelope {
-            $( #[doc = concat!("`", $wire, "`.")] $variant(Envelope<$payload>), )*
+            $( #[doc = concat!("`", $wire, "`.")] $variant(Envelope<crate::payload::$payload>), )*
             /// Any event with `isEncrypted: true`; the payload is kept as received.
             Encrypted(Envelope<RawPayload>),
             /// Any other event type, including those Voyado names without publishing a

@@ -11,9 +11,7 @@ use std::future::Future;
 
 use crate::envelope::Envelope;
 use crate::event_type::EventType;
-use crate::payload::{
-    ContactPreferenceChanged, LoyaltyAddPoints, PointBalanceUpdated, Preference, RewardVoucherCreated,
-};
+use crate::payload::{ContactPreferenceChanged, Preference};
 use crate::raw::RawPayload;
 
 /// The body of a per-event method's default: forward to
@@ -67,7 +65,7 @@ macro_rules! handlers {
 
             $(
                 #[doc = concat!("`", $wire, "`; ", forward_doc!($($pref)?), ".")]
-                fn $method(&self, event: &Envelope<$payload>) -> Result<(), Self::Error> {
+                fn $method(&self, event: &Envelope<crate::payload::$payload>) -> Result<(), Self::Error> {
                     forward!(self, event $(, $pref)?)
                 }
             )*
@@ -132,7 +130,7 @@ macro_rules! handlers {
                 #[doc = concat!("`", $wire, "`; ", forward_doc!($($pref)?), ".")]
                 fn $method(
                     &self,
-                    event: &Envelope<$payload>,
+                    event: &Envelope<crate::payload::$payload>,
                 ) -> impl Future<Output = Result<(), Self::Error>> + Send {
                     forward!(self, event $(, $pref)?)
                 }

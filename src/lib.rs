@@ -104,6 +104,9 @@
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// A public type that cannot be named from outside is one left out of the
+// re-exports below.
+#![deny(unnameable_types)]
 
 // Modules in the order they depend on each other: each imports only from those
 // above it (`scripts/module-graph` checks), and every per-event list comes from
@@ -150,9 +153,8 @@ pub use handler::{AsyncEventHandler, EventHandler};
 pub use headers::HeaderSource;
 #[cfg(feature = "verify")]
 pub use idempotency::{DEFAULT_CAPACITY, DEFAULT_TTL, IdempotencyStore, MemoryIdempotencyStore};
-pub use payload::{
-    ContactPreferenceChanged, LoyaltyAddPoints, PointBalanceUpdated, Preference, RewardVoucherCreated,
-};
+// Every public payload struct, so a new one needs no edit here.
+pub use payload::*;
 pub use raw::{Extra, RawPayload};
 #[cfg(feature = "verify")]
 pub use receive::{Delivery, Handled, ReceiveError};

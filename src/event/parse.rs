@@ -16,10 +16,7 @@ use crate::envelope::Envelope;
 use crate::error::{ParseError, ParseErrorKind};
 use crate::event_type::EventType;
 use crate::field_name::field_names;
-use crate::payload::{
-    ContactPreferenceChanged, LoyaltyAddPoints, Payload, PayloadSeed, PointBalanceUpdated, Received,
-    RewardVoucherCreated,
-};
+use crate::payload::{Payload, PayloadSeed, Received};
 use crate::raw::{Extra, RawPayload};
 use crate::read::{Depth, Field, Key, RawText, Trace, depth};
 use crate::text::quote;
@@ -108,6 +105,10 @@ field_names! {
 }
 
 /// The payload as far as it could be read when it was met.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one on the stack per delivery; boxing would cost an allocation"
+)]
 enum Slot<R> {
     /// Read, into its event (the envelope fields filled in at the end).
     Read(EventEnvelope),
@@ -255,7 +256,7 @@ macro_rules! read_payload {
                 return Ok(EventEnvelope::Encrypted(Envelope::bare(event_type.clone(), raw)));
             }
             match event_type {
-                $( EventType::$variant => typed::<$payload, S>(event_type, source, trace, EventEnvelope::$variant), )*
+                $( EventType::$variant => typed::<crate::payload::$payload, S>(event_type, source, trace, EventEnvelope::$variant), )*
                 $( EventType::$uvariant )|* | EventType::Other(_) => {
                     let raw = source.capture(trace)?;
                     Ok(EventEnvelope::Unknown(Envelope::bare(event_type.clone(), raw)))

@@ -100,9 +100,6 @@ pub(crate) fn parse_decimal(text: &str) -> Option<Decimal> {
     Some(value)
 }
 
-/// Parses a .NET `DateTimeOffset` as Voyado writes it, tolerantly:
-/// `YYYY-MM-DD`, then `T`, `t` or a space, `HH:MM:SS`, any number of fraction
-
 /// Splits off the leading ASCII digits.
 pub(crate) fn split_digits(bytes: &[u8]) -> (&[u8], &[u8]) {
     let end = bytes
