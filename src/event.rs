@@ -88,6 +88,43 @@ macro_rules! event_envelope {
                 }
             }
 
+            /// The payload's fields this crate does not know, for a typed event;
+            /// `None` for encrypted and unknown events, whose payload is kept whole
+            /// ([`raw_payload`](Self::raw_payload)).
+            ///
+            /// ```
+            /// use voyado_webhooks::EventEnvelope;
+            ///
+            /// let body = r#"{"eventType": "loyalty.addPoints", "payload": {"amount": 5, "contactId": "c-1", "tier": "gold"}}"#;
+            /// let event = body.parse::<EventEnvelope>()?;
+            /// let names: Vec<&str> = event.payload_extra().into_iter().flat_map(|e| e.iter()).map(|(k, _)| k).collect();
+            /// assert_eq!(names, ["tier"]);
+            /// # Ok::<(), voyado_webhooks::ParseError>(())
+            /// ```
+            pub fn payload_extra(&self) -> Option<&Extra> {
+                match self {
+                    $( EventEnvelope::$variant(e) => Some(e.payload.extra()), )*
+                    EventEnvelope::Encrypted(_) | EventEnvelope::Unknown(_) => None,
+                }
+            }
+
+            /// The payload as received, for an encrypted or unknown event; `None`
+            /// for a typed one.
+            ///
+            /// ```
+            /// use voyado_webhooks::EventEnvelope;
+            ///
+            /// let event = r#"{"eventType": "contact.created", "payload": {"contactId": "c-1"}}"#.parse::<EventEnvelope>()?;
+            /// assert_eq!(event.raw_payload().map(|p| p.get()), Some(r#"{"contactId": "c-1"}"#));
+            /// # Ok::<(), voyado_webhooks::ParseError>(())
+            /// ```
+            pub fn raw_payload(&self) -> Option<&RawPayload> {
+                match self {
+                    $( EventEnvelope::$variant(_) => None, )*
+                    EventEnvelope::Encrypted(e) | EventEnvelope::Unknown(e) => Some(&e.payload),
+                }
+            }
+
             /// Calls the `handler` method for this event.
             ///
             /// ```
@@ -196,6 +233,11 @@ impl EventEnvelope {
     /// Whether the payload is encrypted.
     pub fn is_encrypted(&self) -> bool {
         each!(self, e => e.is_encrypted)
+    }
+
+    /// The envelope's fields this crate does not know, as received.
+    pub fn extra(&self) -> &Extra {
+        each!(self, e => &e.extra)
     }
 
     /// Decrypts an `Encrypted` event into the typed variant for its event type (or

@@ -26,6 +26,8 @@ pub(crate) trait Payload: Sized + Serialize {
     fn read<'de, A: MapAccess<'de>, R: RawText<'de>>(map: A, trace: &mut Trace) -> Result<Self, A::Error>;
     /// The contact the event is about.
     fn contact_id(&self) -> &str;
+    /// The payload's fields this crate does not know.
+    fn extra(&self) -> &Extra;
 }
 
 /// Defines a payload struct from its fields: `name: Type = ["wireName", "alias"…]`.
@@ -82,6 +84,10 @@ macro_rules! payload {
 
             fn contact_id(&self) -> &str {
                 &self.contact_id
+            }
+
+            fn extra(&self) -> &Extra {
+                &self.extra
             }
         }
 

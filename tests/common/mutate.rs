@@ -673,35 +673,15 @@ pub fn check(mutated: &Mutated) {
 /// Whatever was kept as JSON text (`extra`, a raw payload) is within the depth
 /// serde_json reads.
 pub fn assert_kept_values_read_back(event: &EventEnvelope) {
-    fn extra<'a>(kept: &mut Vec<&'a str>, e: &'a voyado_webhooks::Extra) {
-        kept.extend(e.iter().map(|(_, v)| v.get()));
-    }
-    let mut kept: Vec<&str> = Vec::new();
-    match event {
-        EventEnvelope::ContactAcceptsEmailChanged(e)
-        | EventEnvelope::ContactAcceptsSmsChanged(e)
-        | EventEnvelope::ContactAcceptsPostalChanged(e) => {
-            extra(&mut kept, &e.extra);
-            extra(&mut kept, &e.payload.extra);
-        }
-        EventEnvelope::LoyaltyAddPoints(e) => {
-            extra(&mut kept, &e.extra);
-            extra(&mut kept, &e.payload.extra);
-        }
-        EventEnvelope::PointBalanceUpdated(e) => {
-            extra(&mut kept, &e.extra);
-            extra(&mut kept, &e.payload.extra);
-        }
-        EventEnvelope::RewardVoucherCreated(e) => {
-            extra(&mut kept, &e.extra);
-            extra(&mut kept, &e.payload.extra);
-        }
-        EventEnvelope::Encrypted(e) | EventEnvelope::Unknown(e) => {
-            extra(&mut kept, &e.extra);
-            kept.push(e.payload.get());
-        }
-        other => panic!("a new variant to check: {other:?}"),
-    }
+    let mut kept: Vec<&str> = event.extra().iter().map(|(_, v)| v.get()).collect();
+    kept.extend(
+        event
+            .payload_extra()
+            .into_iter()
+            .flat_map(|e| e.iter())
+            .map(|(_, v)| v.get()),
+    );
+    kept.extend(event.raw_payload().map(|p| p.get()));
     // serde_json's raw capture keeps what its full reader refuses for another
     // reason (a lone surrogate escape such as `"\ud800"`): kept verbatim, as
     // received. Depth is the limit this crate guarantees.
