@@ -443,11 +443,17 @@ fn every_fixture_is_described() {
         .filter_map(|line| line.strip_prefix("| `")?.split_once('`').map(|(name, _)| name))
         .collect();
     for name in common::fixture_names("") {
-        assert!(described.contains(&name.as_str()), "{name} is not in tests/fixtures/README.md");
+        assert!(
+            described.contains(&name.as_str()),
+            "{name} is not in tests/fixtures/README.md"
+        );
     }
     assert!(described.contains(&"encrypted/*.json"));
     for name in described.iter().filter(|name| !name.contains('*')) {
-        assert!(common::fixtures_dir().join(name).is_file(), "{name} is described but missing");
+        assert!(
+            common::fixtures_dir().join(name).is_file(),
+            "{name} is described but missing"
+        );
     }
 }
 
