@@ -62,7 +62,9 @@ macro_rules! payload {
                 $( let mut $field: Option<$ty> = None; )*
                 let mut extra = Extra::new();
                 while let Some(key) = map.next_key::<Key<'de>>()? {
-                    let raw: R = map.next_value()?;
+                    let raw: R = map
+                        .next_value()
+                        .map_err(|e| trace.failed_in(|| format!("payload.{}", key.as_str()), e))?;
                     match Name::of(key.as_str()) {
                         $(
                             Some(Name::$field) if $field.as_ref().is_none_or(Field::is_absent) => {

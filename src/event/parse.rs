@@ -37,37 +37,27 @@ pub(crate) fn from_str(body: &str) -> Result<EventEnvelope, ParseError> {
                 depth: Depth::TooDeepAt(at),
                 ..Trace::default()
             };
-            let too_deep = ParseError::new(
-                ParseErrorKind::TooDeep {
-                    limit: depth::MAX_DEPTH,
-                },
-                None,
-            );
             match read_body(&rewritten.body, trace) {
-                Err(error) => Err(first_of(error, too_deep, &rewritten.body, rewritten.at)),
-                Ok(_) => Err(too_deep),
+                Err(error) => Err(error),
+                // Every field's value is read or kept, and the one holding byte
+                // `at` refused: so the body itself was the value.
+                Ok(_) => Err(ParseError::new(
+                    ParseErrorKind::TooDeep {
+                        limit: depth::MAX_DEPTH,
+                    },
+                    None,
+                )),
             }
         }
     }
 }
 
-/// Of a parse error in a rewritten body and the nesting that made it rewritten,
-/// the one that comes first: a syntax error before the nesting, or else the
-/// nesting error (located, if the reader found the field).
-fn first_of(error: ParseError, too_deep: ParseError, body: &str, at: usize) -> ParseError {
-    match error.kind() {
-        ParseErrorKind::Syntax { line, column, .. } => {
-            let before = body.get(..at).unwrap_or(body);
-            let at_line = before.matches('\n').count().saturating_add(1);
-            let at_column = at.saturating_sub(before.rfind('\n').map_or(0, |n| n.saturating_add(1)));
-            if (*line, *column) <= (at_line, at_column) {
-                error
-            } else {
-                too_deep.with_event(error.event_type(), error.event_id())
-            }
-        }
-        _ => error,
-    }
+/// Whether a syntax error at `line` and `column` of `body` lies past byte `at`.
+fn after(body: &str, at: usize, (line, column): (usize, usize)) -> bool {
+    let before = body.get(..at).unwrap_or(body);
+    let at_line = before.matches('\n').count().saturating_add(1);
+    let at_column = at.saturating_sub(before.rfind('\n').map_or(0, |n| n.saturating_add(1)));
+    (line, column) > (at_line, at_column)
 }
 
 /// Reads a (depth-checked) body with serde_json.
@@ -141,14 +131,16 @@ impl<'de, R: RawText<'de>> Visitor<'de> for EnvelopeVisitor<'_, R> {
                         Slot::Read(read_payload(event_type, encrypted, source, trace)?)
                     }
                     None => {
-                        let raw: R = map.next_value()?;
+                        let raw: R = map.next_value().map_err(|e| trace.failed_in(payload_path, e))?;
                         trace.captured_payload(raw.text());
                         Slot::Captured(raw)
                     }
                 });
                 continue;
             }
-            let raw: R = map.next_value()?;
+            let raw: R = map
+                .next_value()
+                .map_err(|e| trace.failed_in(|| key.as_str().to_owned(), e))?;
             let text = raw.text();
             let path = || key.as_str().to_owned();
             match name {
@@ -300,10 +292,14 @@ struct Stream<'a, A, R>(&'a mut A, PhantomData<fn() -> R>);
 impl<'de, A: MapAccess<'de>, R: RawText<'de>> Source<'de> for Stream<'_, A, R> {
     type Error = A::Error;
     fn read<P: Payload>(self, trace: &mut Trace) -> Result<Received<P>, A::Error> {
-        self.0.next_value_seed(PayloadSeed::<P, R>::new(trace))
+        let read = self.0.next_value_seed(PayloadSeed::<P, R>::new(trace));
+        read.map_err(|e| trace.failed_in(payload_path, e))
     }
     fn capture(self, trace: &mut Trace) -> Result<RawPayload, A::Error> {
-        let raw: R = self.0.next_value()?;
+        let raw: R = self
+            .0
+            .next_value()
+            .map_err(|e| trace.failed_in(payload_path, e))?;
         trace.keep(raw, payload_path).map(RawPayload::from)
     }
 }
@@ -375,6 +371,11 @@ fn peek_event(input: &[u8]) -> (Option<EventType>, Option<String>) {
     found
 }
 
+/// `input` as text (it was read as such).
+fn body_str(input: &[u8]) -> &str {
+    std::str::from_utf8(input).unwrap_or_default()
+}
+
 /// Turns a failed parse of `input` into a [`ParseError`] naming what it can.
 fn parse_error(error: &serde_json::Error, trace: Trace, input: &[u8]) -> ParseError {
     let failure = match trace.failure {
@@ -389,7 +390,28 @@ fn parse_error(error: &serde_json::Error, trace: Trace, input: &[u8]) -> ParseEr
             };
             ParseError::new(kind, None)
         }
-        None => ParseError::syntax(error),
+        // In a rewritten body, a syntax error past the replaced value comes after
+        // the nesting that was refused there: that is the first problem.
+        None => match trace.depth {
+            Depth::TooDeepAt(at)
+                if after(
+                    body_str(input),
+                    at.saturating_sub(input.as_ptr().addr()),
+                    (error.line(), error.column()),
+                ) =>
+            {
+                let path = trace
+                    .reading
+                    .or_else(|| trace.too_deep_payload.then(payload_path));
+                ParseError::new(
+                    ParseErrorKind::TooDeep {
+                        limit: depth::MAX_DEPTH,
+                    },
+                    path,
+                )
+            }
+            _ => ParseError::syntax(error),
+        },
     };
     let failure = failure.with_event(trace.event_type.as_ref(), trace.event_id.as_deref());
     if failure.event_type().is_some() && failure.event_id().is_some() {

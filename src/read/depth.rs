@@ -46,31 +46,43 @@ pub(crate) fn exceeds(json: &str, limit: usize) -> bool {
     first_too_deep(json, limit).is_some()
 }
 
+/// The offsets and bytes of the brackets in JSON text, skipping strings.
+fn brackets(json: &str) -> impl Iterator<Item = (usize, u8)> + '_ {
+    let (mut in_string, mut escaped) = (false, false);
+    json.bytes().enumerate().filter(move |&(_, b)| {
+        match (in_string, escaped, b) {
+            (true, true, _) => escaped = false,
+            (true, false, b'\\') => escaped = true,
+            (true, false, b'"') | (false, _, b'"') => in_string = !in_string,
+            (false, _, b'[' | b'{' | b']' | b'}') => return true,
+            _ => {}
+        }
+        false
+    })
+}
+
 /// The offset of the first bracket that opens level `limit + 1`, with the
 /// brackets open there (at most [`MAX_DEPTH`] of them, so memory is bounded by
 /// the limit, whatever the depth).
 fn first_too_deep(json: &str, limit: usize) -> Option<(usize, Vec<u8>)> {
     let mut open = Vec::new();
-    let (mut in_string, mut escaped) = (false, false);
-    for (at, &b) in json.as_bytes().iter().enumerate() {
-        match (in_string, escaped, b) {
-            (true, true, _) => escaped = false,
-            (true, false, b'\\') => escaped = true,
-            (true, false, b'"') | (false, _, b'"') => in_string = !in_string,
-            (false, _, b'[' | b'{') if open.len() >= limit.min(MAX_DEPTH) => return Some((at, open)),
-            (false, _, b'[' | b'{') => open.push(b),
-            (false, _, b']' | b'}') => {
-                open.pop();
+    for (at, b) in brackets(json) {
+        if matches!(b, b'[' | b'{') {
+            if open.len() >= limit.min(MAX_DEPTH) {
+                return Some((at, open));
             }
-            _ => {}
+            open.push(b);
+        } else {
+            open.pop();
         }
     }
     None
 }
 
-/// `body` with the value opening at `at` replaced by `0`. If that value never
-/// closes, the rest of the body is replaced by the closing brackets of what is
-/// open there, so the rewritten body is read as far as the offending field.
+/// `body` with the value opening at `at` replaced by `0`. The rest of the body
+/// is kept if it closes what is open around that value; otherwise it is
+/// replaced by the closing brackets, so that the rewritten body is read at
+/// least as far as the field holding the value.
 fn rewrite(body: &str, at: usize, open: &[u8]) -> Rewritten {
     let (before, from) = body.split_at_checked(at).unwrap_or((body, ""));
     let closers: String = open
@@ -78,33 +90,27 @@ fn rewrite(body: &str, at: usize, open: &[u8]) -> Rewritten {
         .rev()
         .map(|&b| if b == b'[' { ']' } else { '}' })
         .collect();
-    let after = match end_of_value(from) {
-        Some(end) => from.get(end..).unwrap_or_default(),
-        None => &closers,
-    };
+    let rest = closing_at(from, 0)
+        .and_then(|end| from.get(end..))
+        .filter(|rest| closing_at(rest, open.len()).is_some());
     Rewritten {
-        body: [before, "0", after].concat(),
+        body: [before, "0", rest.unwrap_or(&closers)].concat(),
         at,
     }
 }
 
-/// The length of the array or object that `json` starts with, if it closes.
-fn end_of_value(json: &str) -> Option<usize> {
-    let mut depth = 0usize;
-    let (mut in_string, mut escaped) = (false, false);
-    for (at, &b) in json.as_bytes().iter().enumerate() {
-        match (in_string, escaped, b) {
-            (true, true, _) => escaped = false,
-            (true, false, b'\\') => escaped = true,
-            (true, false, b'"') | (false, _, b'"') => in_string = !in_string,
-            (false, _, b'[' | b'{') => depth = depth.saturating_add(1),
-            (false, _, b']' | b'}') => {
-                depth = depth.saturating_sub(1);
-                if depth == 0 {
-                    return at.checked_add(1);
-                }
+/// Where `json`, read inside `depth` open brackets (or, for 0, starting with a
+/// bracket), closes them all: the offset after the last closing bracket.
+fn closing_at(json: &str, depth: usize) -> Option<usize> {
+    let mut depth = depth;
+    for (at, b) in brackets(json) {
+        if matches!(b, b'[' | b'{') {
+            depth = depth.saturating_add(1);
+        } else {
+            depth = depth.checked_sub(1)?;
+            if depth == 0 {
+                return at.checked_add(1);
             }
-            _ => {}
         }
     }
     None

@@ -49,6 +49,9 @@ pub(crate) struct Trace {
     /// that nests too deeply: it comes first in the body, so any failure found
     /// before the payload is read is reported as that one.
     pub(crate) too_deep_payload: bool,
+    /// In a rewritten body, the field whose value serde_json was reading when
+    /// it failed: the too-deep value's field, if the failure came after it.
+    pub(crate) reading: Option<String>,
 }
 
 impl Trace {
@@ -107,6 +110,15 @@ impl Trace {
             ));
         }
         Ok(raw.into_box())
+    }
+
+    /// Notes, in a rewritten body, that the reader failed in the value of `path`
+    /// (the innermost such field is kept); returns the error.
+    pub(crate) fn failed_in<E>(&mut self, path: impl FnOnce() -> String, error: E) -> E {
+        if matches!(self.depth, Depth::TooDeepAt(_)) && self.reading.is_none() {
+            self.reading = Some(path());
+        }
+        error
     }
 
     /// Notes a payload captured before the event type was known.
