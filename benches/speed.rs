@@ -182,7 +182,11 @@ struct Sink;
 impl EventHandler for Sink {
     type Error = Infallible;
 
-    fn loyalty_add_points(&self, event: &Envelope<LoyaltyAddPoints>) -> Result<(), Infallible> {
+    fn loyalty_add_points(
+        &self,
+        _: &voyado_webhooks::Context,
+        event: &Envelope<LoyaltyAddPoints>,
+    ) -> Result<(), Infallible> {
         black_box(event);
         Ok(())
     }
@@ -230,7 +234,7 @@ fn verify_groups(c: &mut Criterion, ratios: &mut Vec<Ratio>) {
             let delivery = webhook
                 .receive_at(black_box(&headers[..]), black_box(&body), now)
                 .unwrap();
-            delivery.event.dispatch(&Sink).unwrap();
+            delivery.event.dispatch(&delivery.context(), &Sink).unwrap();
         })
     });
     g.bench_function("strict", |b| {

@@ -24,7 +24,7 @@ use std::process::ExitCode;
 
 use time::format_description::well_known::Rfc3339;
 use voyado_webhooks::{
-    ContactPreferenceChanged, Envelope, EventEnvelope, EventHandler, EventType, LoyaltyAddPoints,
+    ContactPreferenceChanged, Context, Envelope, EventEnvelope, EventHandler, EventType, LoyaltyAddPoints,
     PointBalanceUpdated, Preference, RawPayload, RewardVoucherCreated,
 };
 
@@ -52,6 +52,7 @@ impl EventHandler for Printer<'_> {
 
     fn contact_preference_changed(
         &self,
+        _: &Context,
         preference: Preference,
         event: &Envelope<ContactPreferenceChanged>,
     ) -> Result<(), Infallible> {
@@ -63,7 +64,7 @@ impl EventHandler for Printer<'_> {
         Ok(())
     }
 
-    fn loyalty_add_points(&self, event: &Envelope<LoyaltyAddPoints>) -> Result<(), Infallible> {
+    fn loyalty_add_points(&self, _: &Context, event: &Envelope<LoyaltyAddPoints>) -> Result<(), Infallible> {
         let p = &event.payload;
         let reason = p
             .reason
@@ -78,7 +79,11 @@ impl EventHandler for Printer<'_> {
         Ok(())
     }
 
-    fn point_balance_updated(&self, event: &Envelope<PointBalanceUpdated>) -> Result<(), Infallible> {
+    fn point_balance_updated(
+        &self,
+        _: &Context,
+        event: &Envelope<PointBalanceUpdated>,
+    ) -> Result<(), Infallible> {
         let p = &event.payload;
         let expires = match p.balance_expires.map(|at| at.format(&Rfc3339)) {
             Some(Ok(at)) => format!(", expires {at}"),
@@ -92,7 +97,11 @@ impl EventHandler for Printer<'_> {
         Ok(())
     }
 
-    fn reward_voucher_created(&self, event: &Envelope<RewardVoucherCreated>) -> Result<(), Infallible> {
+    fn reward_voucher_created(
+        &self,
+        _: &Context,
+        event: &Envelope<RewardVoucherCreated>,
+    ) -> Result<(), Infallible> {
         let p = &event.payload;
         let currency = p.currency.as_deref().unwrap_or("");
         let detail = format!("voucher {} worth {} {currency}", p.unique_code, p.amount);
@@ -100,13 +109,13 @@ impl EventHandler for Printer<'_> {
         Ok(())
     }
 
-    fn encrypted(&self, event: &Envelope<RawPayload>) -> Result<(), Infallible> {
+    fn encrypted(&self, _: &Context, event: &Envelope<RawPayload>) -> Result<(), Infallible> {
         let size = event.payload.get().len();
         self.line(event, None, &format!("encrypted payload ({size} bytes)"));
         Ok(())
     }
 
-    fn unknown(&self, event: &Envelope<RawPayload>) -> Result<(), Infallible> {
+    fn unknown(&self, _: &Context, event: &Envelope<RawPayload>) -> Result<(), Infallible> {
         let kind = match event.event_type {
             EventType::Other(_) => "unknown event type",
             _ => "no payload type published",
@@ -213,7 +222,11 @@ fn main() -> ExitCode {
             .map_err(|e| e.to_string())
             .and_then(|e| decrypt(e, &key))
         {
-            Ok(event) => match event.dispatch(&Printer { file: &name }) {
+            // A saved body has no Svix headers: the file name stands for the message id.
+            Ok(event) => match event.dispatch(
+                &Context::new(name.as_str(), voyado_webhooks::OffsetDateTime::now_utc()),
+                &Printer { file: &name },
+            ) {
                 Ok(()) => {}
                 Err(never) => match never {},
             },

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use serde::de::{Deserialize, Deserializer};
 use serde::ser::{Serialize, Serializer};
 
+use crate::context::Context;
 use crate::envelope::Envelope;
 use crate::error::ParseError;
 use crate::event_type::EventType;
@@ -125,47 +126,50 @@ macro_rules! event_envelope {
                 }
             }
 
-            /// Calls the `handler` method for this event.
+            /// Calls the `handler` method for this event, with the delivery's context.
             ///
             /// ```
             /// use std::cell::Cell;
-            /// use voyado_webhooks::{Envelope, EventEnvelope, EventHandler, LoyaltyAddPoints};
+            /// use voyado_webhooks::{Context, Envelope, EventEnvelope, EventHandler, LoyaltyAddPoints};
             ///
             /// struct Points(Cell<usize>);
             /// impl EventHandler for Points {
             ///     type Error = std::convert::Infallible;
-            ///     fn loyalty_add_points(&self, _: &Envelope<LoyaltyAddPoints>) -> Result<(), Self::Error> {
+            ///     fn loyalty_add_points(&self, _: &Context, _: &Envelope<LoyaltyAddPoints>) -> Result<(), Self::Error> {
             ///         self.0.set(self.0.get() + 1);
             ///         Ok(())
             ///     }
             /// }
             ///
             /// let handler = Points(Cell::new(0));
+            /// let ctx = Context::new("msg_1", voyado_webhooks::OffsetDateTime::now_utc());
             /// let body = r#"{"eventType": "loyalty.addPoints", "payload": {"amount": 5, "contactId": "c-1"}}"#;
-            /// body.parse::<EventEnvelope>()?.dispatch(&handler)?;
+            /// body.parse::<EventEnvelope>()?.dispatch(&ctx, &handler)?;
             /// assert_eq!(handler.0.get(), 1);
             /// # Ok::<(), Box<dyn std::error::Error>>(())
             /// ```
-            pub fn dispatch<H: EventHandler + ?Sized>(&self, handler: &H) -> Result<(), H::Error> {
+            pub fn dispatch<H: EventHandler + ?Sized>(&self, ctx: &Context, handler: &H) -> Result<(), H::Error> {
                 match self {
-                    $( EventEnvelope::$variant(e) => handler.$method(e), )*
-                    EventEnvelope::Encrypted(e) => handler.encrypted(e),
-                    EventEnvelope::Unknown(e) => handler.unknown(e),
+                    $( EventEnvelope::$variant(e) => handler.$method(ctx, e), )*
+                    EventEnvelope::Encrypted(e) => handler.encrypted(ctx, e),
+                    EventEnvelope::Unknown(e) => handler.unknown(ctx, e),
                 }
             }
 
-            /// Calls the `handler` method for this event and awaits it. The future is
-            /// `Send`, so it can run inside an axum or actix-web handler.
+            /// Calls the `handler` method for this event, with the delivery's
+            /// context, and awaits it. The future is `Send`, so it can run inside an
+            /// axum or actix-web handler.
             #[allow(clippy::manual_async_fn, reason = "the signature promises `Send`")]
             pub fn dispatch_async<'a, H: AsyncEventHandler + ?Sized>(
                 &'a self,
+                ctx: &'a Context,
                 handler: &'a H,
             ) -> impl Future<Output = Result<(), H::Error>> + Send + 'a {
                 async move {
                     match self {
-                        $( EventEnvelope::$variant(e) => handler.$method(e).await, )*
-                        EventEnvelope::Encrypted(e) => handler.encrypted(e).await,
-                        EventEnvelope::Unknown(e) => handler.unknown(e).await,
+                        $( EventEnvelope::$variant(e) => handler.$method(ctx, e).await, )*
+                        EventEnvelope::Encrypted(e) => handler.encrypted(ctx, e).await,
+                        EventEnvelope::Unknown(e) => handler.unknown(ctx, e).await,
                     }
                 }
             }

@@ -1,84 +1,151 @@
-//! De-duplicating deliveries: [`IdempotencyStore`] and an in-memory one.
+//! De-duplicating deliveries handled inline: [`IdempotencyStore`], its leased
+//! claims, and [`MemoryIdempotencyStore`].
 //!
 //! Svix delivers at least once: after a failure, or an answer slower than about
-//! 15 s, it sends the same message again with the same `svix-id`. A receiver that
-//! must not apply an event twice (points added twice, a voucher mailed twice)
-//! records each id and skips the ones it has seen.
+//! 15 s, it sends the same message again with the same `svix-id`. A retry can
+//! arrive while the first attempt is still running. So a delivery is *claimed*
+//! for a lease before its handler runs, *completed* when the handler succeeds,
+//! and *released* when it fails; a claim whose holder vanished (a panic, a
+//! dropped request, a crash) lapses when its lease ends.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// Remembers which deliveries were already handled, keyed by the Svix message id
-/// ([`Delivery::idempotency_key`](crate::Delivery::idempotency_key)).
+/// How long a claim holds by default: a handler must finish well within it, and
+/// a claim whose holder vanished is taken again after it.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+/// What [`IdempotencyStore::claim`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Claim {
+    /// Nobody handled the delivery or holds it now: the caller holds it for the
+    /// lease, and must `complete` or `release` it.
+    New,
+    /// Another attempt holds an unexpired claim: do not handle it now (answer
+    /// 409, and Svix retries later).
+    InProgress,
+    /// The delivery was handled: a duplicate (answer 200).
+    Done,
+}
+
+/// Records which deliveries are being handled and which were, keyed by the Svix
+/// message id ([`Delivery::idempotency_key`](crate::Delivery::idempotency_key)).
 ///
-/// [`MemoryIdempotencyStore`] does this within one process. With several receiver
-/// instances, or to survive restarts, back it with your database: a table with a
-/// unique key, where `first_seen` is an insert that reports whether it inserted:
+/// [`MemoryIdempotencyStore`] does this within one process. With several
+/// receiver instances, back it with your database: a table keyed by the message
+/// id with a state and a lease expiry, where `claim` inserts the row or takes it
+/// over when its lease has expired, in one statement:
 ///
 /// ```sql
-/// CREATE TABLE voyado_deliveries (message_id TEXT PRIMARY KEY, received_at TIMESTAMPTZ NOT NULL DEFAULT now());
-/// -- first_seen: true when one row was inserted
-/// INSERT INTO voyado_deliveries (message_id) VALUES ($1) ON CONFLICT DO NOTHING;
-/// -- forget
-/// DELETE FROM voyado_deliveries WHERE message_id = $1;
-/// -- now and then: Svix stops retrying after about 28 hours
-/// DELETE FROM voyado_deliveries WHERE received_at < now() - interval '2 days';
+/// CREATE TABLE voyado_claims (
+///     message_id  TEXT PRIMARY KEY,
+///     done        BOOLEAN NOT NULL DEFAULT false,
+///     lease_until TIMESTAMPTZ NOT NULL
+/// );
+/// -- claim: New when a row comes back with done = false and our lease; else
+/// -- look the row up: done means Done, otherwise InProgress
+/// INSERT INTO voyado_claims (message_id, lease_until) VALUES ($1, now() + $2)
+/// ON CONFLICT (message_id) DO UPDATE SET lease_until = excluded.lease_until
+///     WHERE NOT voyado_claims.done AND voyado_claims.lease_until < now()
+/// RETURNING done;
+/// -- complete
+/// UPDATE voyado_claims SET done = true WHERE message_id = $1;
+/// -- release
+/// DELETE FROM voyado_claims WHERE message_id = $1 AND NOT done;
 /// ```
 ///
-/// Stronger still, insert the key in the same transaction as the handler's own
-/// writes, so the two are committed or rolled back together.
+/// The crate's durable inboxes implement this trait too.
 pub trait IdempotencyStore: Send + Sync {
-    /// Records `key` and returns `true` if it was not recorded yet (handle the
-    /// delivery), `false` if it was (a duplicate: answer 2xx and skip it). Two
-    /// concurrent calls with one key must not both return `true`.
-    fn first_seen(&self, key: &str) -> bool;
+    /// Why the store could not answer; the receiver answers 503, so Svix retries.
+    type Error: std::error::Error + Send + Sync + 'static;
 
-    /// Removes `key`, after its handler failed, so Svix's retry is handled
-    /// rather than skipped as a duplicate.
-    fn forget(&self, key: &str);
+    /// Claims `key` for `lease`, unless it is done or held by an unexpired claim.
+    /// Two concurrent claims of one key must not both get [`Claim::New`].
+    fn claim(&self, key: &str, lease: Duration) -> impl Future<Output = Result<Claim, Self::Error>> + Send;
+
+    /// Marks a claimed `key` handled: every later claim gets [`Claim::Done`].
+    fn complete(&self, key: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Gives up a claim after its handler failed, so Svix's retry is handled.
+    fn release(&self, key: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Called, synchronously, when a claim's holder vanished before it could
+    /// complete or release it: its handler panicked, or the request's future was
+    /// dropped. The default does nothing, and the claim lapses when its lease
+    /// ends; a store that can give the claim up at once (as the memory store
+    /// does) overrides it.
+    fn abandon(&self, key: &str) {
+        let _ = key;
+    }
 }
 
 impl<T: IdempotencyStore + ?Sized> IdempotencyStore for &T {
-    fn first_seen(&self, key: &str) -> bool {
-        (**self).first_seen(key)
+    type Error = T::Error;
+    fn claim(&self, key: &str, lease: Duration) -> impl Future<Output = Result<Claim, Self::Error>> + Send {
+        (**self).claim(key, lease)
     }
-    fn forget(&self, key: &str) {
-        (**self).forget(key);
+    fn complete(&self, key: &str) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        (**self).complete(key)
+    }
+    fn release(&self, key: &str) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        (**self).release(key)
+    }
+    fn abandon(&self, key: &str) {
+        (**self).abandon(key);
     }
 }
 
 impl<T: IdempotencyStore + ?Sized> IdempotencyStore for Arc<T> {
-    fn first_seen(&self, key: &str) -> bool {
-        (**self).first_seen(key)
+    type Error = T::Error;
+    fn claim(&self, key: &str, lease: Duration) -> impl Future<Output = Result<Claim, Self::Error>> + Send {
+        (**self).claim(key, lease)
     }
-    fn forget(&self, key: &str) {
-        (**self).forget(key);
+    fn complete(&self, key: &str) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        (**self).complete(key)
+    }
+    fn release(&self, key: &str) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        (**self).release(key)
+    }
+    fn abandon(&self, key: &str) {
+        (**self).abandon(key);
     }
 }
 
-/// An [`IdempotencyStore`] in memory, bounded in time and size, with no
-/// background thread: expired keys are dropped as new ones arrive.
+/// An [`IdempotencyStore`] in memory, bounded in time, entries and bytes, with no
+/// background thread: expired and evicted entries are dropped as new ones come.
 ///
-/// It guarantees that, within one process, a key is reported first-seen once
-/// until it expires (after [`DEFAULT_TTL`], Svix's whole retry schedule), is
-/// evicted (oldest first, beyond the capacity), or is forgotten. It cannot see
-/// keys recorded before a restart or by another receiver instance: for that, back
-/// the trait with a database.
+/// Within one process, a completed key is reported [`Claim::Done`] until it
+/// expires (after [`DEFAULT_TTL`], Svix's whole retry schedule) or is evicted
+/// (oldest first, past [`DEFAULT_CAPACITY`] keys or [`DEFAULT_MAX_BYTES`] of
+/// them). Claims and released keys do not count against those bounds: only
+/// handled deliveries do. A claim whose holder vanished is released at once.
+/// It cannot see keys recorded before a restart or by another instance: for
+/// that, use a durable inbox or your database.
 ///
 /// ```
-/// use voyado_webhooks::{IdempotencyStore, MemoryIdempotencyStore};
+/// use std::time::Duration;
+/// use voyado_webhooks::{Claim, IdempotencyStore, MemoryIdempotencyStore};
 ///
+/// # async fn run() -> Result<(), std::convert::Infallible> {
 /// let store = MemoryIdempotencyStore::new();
-/// assert!(store.first_seen("msg_1"));
-/// assert!(!store.first_seen("msg_1"), "a retry of msg_1 is a duplicate");
-/// store.forget("msg_1"); // its handler failed: let the retry through
-/// assert!(store.first_seen("msg_1"));
+/// let lease = Duration::from_secs(60);
+/// assert_eq!(store.claim("msg_1", lease).await?, Claim::New);
+/// assert_eq!(store.claim("msg_1", lease).await?, Claim::InProgress, "a retry while it runs");
+/// store.release("msg_1").await?; // its handler failed
+/// assert_eq!(store.claim("msg_1", lease).await?, Claim::New);
+/// store.complete("msg_1").await?;
+/// assert_eq!(store.claim("msg_1", lease).await?, Claim::Done);
+/// # Ok(())
+/// # }
 /// ```
 #[derive(Debug)]
 pub struct MemoryIdempotencyStore {
     ttl: Duration,
     capacity: usize,
+    max_bytes: usize,
     state: Mutex<State>,
 }
 
@@ -87,87 +154,144 @@ pub struct MemoryIdempotencyStore {
 /// attempts' own time-outs.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(28 * 60 * 60);
 
-/// Keys kept at most by default.
+/// Handled keys kept at most by default.
 pub const DEFAULT_CAPACITY: usize = 100_000;
+
+/// Bytes of handled keys kept at most by default, each counted as its length
+/// plus [`ENTRY_OVERHEAD`]: message ids have no length limit.
+pub const DEFAULT_MAX_BYTES: usize = 32 << 20;
+
+/// What each kept key costs besides its text, for [`MemoryIdempotencyStore::with_max_bytes`].
+pub const ENTRY_OVERHEAD: usize = 64;
+
+/// The shortest time-to-live: de-duplication needs a window.
+const MIN_TTL: Duration = Duration::from_secs(1);
+
+#[derive(Debug)]
+enum Entry {
+    Claimed { until: Instant },
+    Done { at: Instant },
+}
 
 #[derive(Debug, Default)]
 struct State {
-    /// Each live key with the number of the entry that recorded it.
-    seen: HashMap<Arc<str>, u64>,
-    /// Entries oldest first. An entry whose number is not its key's in `seen`
-    /// was forgotten (and maybe recorded again later) and is skipped.
-    order: VecDeque<(u64, Instant, Arc<str>)>,
+    entries: HashMap<Box<str>, Entry>,
+    /// Handled keys by the number they were completed under, oldest first.
+    done: BTreeMap<u64, Box<str>>,
+    done_bytes: usize,
     next: u64,
 }
 
+impl State {
+    fn cost(key: &str) -> usize {
+        key.len().saturating_add(ENTRY_OVERHEAD)
+    }
+
+    /// Drops the oldest handled key.
+    fn pop_oldest(&mut self) {
+        if let Some((_, key)) = self.done.pop_first() {
+            self.done_bytes = self.done_bytes.saturating_sub(Self::cost(&key));
+            self.entries.remove(&key);
+        }
+    }
+
+    /// Drops handled keys older than `ttl`.
+    fn expire(&mut self, now: Instant, ttl: Duration) {
+        while let Some((_, key)) = self.done.first_key_value() {
+            match self.entries.get(key) {
+                Some(Entry::Done { at, .. }) if now.saturating_duration_since(*at) < ttl => break,
+                _ => self.pop_oldest(),
+            }
+        }
+    }
+}
+
 impl MemoryIdempotencyStore {
-    /// A store keeping keys for [`DEFAULT_TTL`], at most [`DEFAULT_CAPACITY`] of them.
+    /// A store keeping handled keys for [`DEFAULT_TTL`], at most
+    /// [`DEFAULT_CAPACITY`] of them in [`DEFAULT_MAX_BYTES`].
     pub fn new() -> Self {
         MemoryIdempotencyStore {
             ttl: DEFAULT_TTL,
             capacity: DEFAULT_CAPACITY,
+            max_bytes: DEFAULT_MAX_BYTES,
             state: Mutex::default(),
         }
     }
 
-    /// The same store keeping keys for `ttl`.
+    /// The same store keeping handled keys for `ttl`; a `ttl` under one second is
+    /// taken as one second, since a store that forgets at once de-duplicates
+    /// nothing.
     pub fn with_ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
+        self.ttl = ttl.max(MIN_TTL);
         self
     }
 
-    /// The same store keeping at most `capacity` keys (at least one), evicting the
-    /// oldest first.
+    /// The same store keeping at most `capacity` handled keys (at least one),
+    /// evicting the oldest first.
     pub fn with_capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity.max(1);
         self
     }
 
-    /// How many keys are recorded now.
-    pub fn len(&self) -> usize {
-        self.lock().seen.len()
+    /// The same store keeping handled keys in at most `max_bytes`, each counted
+    /// as its length plus [`ENTRY_OVERHEAD`], evicting the oldest first. One key
+    /// is always kept, however long.
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
     }
 
-    /// Whether no key is recorded.
+    /// How many handled keys are kept now.
+    pub fn len(&self) -> usize {
+        self.lock().done.len()
+    }
+
+    /// Whether no handled key is kept.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // A panic elsewhere cannot leave the maps inconsistent: keep going.
+        // Every change below leaves the maps consistent before anything that can
+        // panic: a poisoned lock is safe to keep using.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn first_seen_at(&self, key: &str, now: Instant) -> bool {
+    fn claim_at(&self, key: &str, lease: Duration, now: Instant) -> Claim {
+        let mut state = self.lock();
+        state.expire(now, self.ttl);
+        match state.entries.get(key) {
+            Some(Entry::Done { .. }) => return Claim::Done,
+            Some(Entry::Claimed { until }) if *until > now => return Claim::InProgress,
+            _ => {}
+        }
+        let until = now.checked_add(lease).unwrap_or(now);
+        state.entries.insert(key.into(), Entry::Claimed { until });
+        Claim::New
+    }
+
+    fn complete_at(&self, key: &str, now: Instant) {
         let mut state = self.lock();
         let state = &mut *state;
-        while let Some((_, at, _)) = state.order.front() {
-            if now.saturating_duration_since(*at) < self.ttl {
-                break;
-            }
-            state.pop_oldest();
+        if let Some(Entry::Done { .. }) = state.entries.get(key) {
+            return;
         }
-        if state.seen.contains_key(key) {
-            return false;
-        }
-        let key: Arc<str> = key.into();
         let number = state.next;
         state.next = state.next.wrapping_add(1);
-        state.seen.insert(Arc::clone(&key), number);
-        state.order.push_back((number, now, key));
-        while state.order.len() > self.capacity {
+        let key: Box<str> = key.into();
+        state.done_bytes = state.done_bytes.saturating_add(State::cost(&key));
+        state.done.insert(number, key.clone());
+        state.entries.insert(key, Entry::Done { at: now });
+        while state.done.len() > self.capacity || (state.done_bytes > self.max_bytes && state.done.len() > 1)
+        {
             state.pop_oldest();
         }
-        true
     }
-}
 
-impl State {
-    fn pop_oldest(&mut self) {
-        if let Some((number, _, key)) = self.order.pop_front() {
-            if self.seen.get(&key) == Some(&number) {
-                self.seen.remove(&key);
-            }
+    fn release_claim(&self, key: &str) {
+        let mut state = self.lock();
+        if let Some(Entry::Claimed { .. }) = state.entries.get(key) {
+            state.entries.remove(key);
         }
     }
 }
@@ -179,12 +303,24 @@ impl Default for MemoryIdempotencyStore {
 }
 
 impl IdempotencyStore for MemoryIdempotencyStore {
-    fn first_seen(&self, key: &str) -> bool {
-        self.first_seen_at(key, Instant::now())
+    type Error = Infallible;
+
+    async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, Infallible> {
+        Ok(self.claim_at(key, lease, Instant::now()))
     }
 
-    fn forget(&self, key: &str) {
-        self.lock().seen.remove(key);
+    async fn complete(&self, key: &str) -> Result<(), Infallible> {
+        self.complete_at(key, Instant::now());
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), Infallible> {
+        self.release_claim(key);
+        Ok(())
+    }
+
+    fn abandon(&self, key: &str) {
+        self.release_claim(key);
     }
 }
 
@@ -192,55 +328,112 @@ impl IdempotencyStore for MemoryIdempotencyStore {
 mod tests {
     use super::*;
 
+    const LEASE: Duration = Duration::from_secs(60);
+
+    fn done(store: &MemoryIdempotencyStore, key: &str, now: Instant) {
+        assert_eq!(store.claim_at(key, LEASE, now), Claim::New, "{key}");
+        store.complete_at(key, now);
+    }
+
     #[test]
-    fn keys_expire_after_the_ttl() {
+    fn handled_keys_expire_after_the_ttl() {
         let store = MemoryIdempotencyStore::new().with_ttl(Duration::from_secs(10));
         let start = Instant::now();
         let at = |s| start + Duration::from_secs(s);
-        assert!(store.first_seen_at("a", at(0)));
-        assert!(store.first_seen_at("b", at(5)));
-        assert!(!store.first_seen_at("a", at(9)));
-        assert!(store.first_seen_at("c", at(10)), "a expires now");
-        assert!(store.first_seen_at("a", at(10)));
-        assert!(!store.first_seen_at("b", at(14)));
-        assert_eq!(store.len(), 3);
+        done(&store, "a", at(0));
+        done(&store, "b", at(5));
+        assert_eq!(store.claim_at("a", LEASE, at(9)), Claim::Done);
+        assert_eq!(store.claim_at("a", LEASE, at(10)), Claim::New, "a expires now");
+        assert_eq!(store.claim_at("b", LEASE, at(14)), Claim::Done);
     }
 
     #[test]
-    fn the_oldest_keys_are_evicted_beyond_the_capacity() {
+    fn a_zero_ttl_still_de_duplicates() {
+        let store = MemoryIdempotencyStore::new().with_ttl(Duration::ZERO);
+        let now = Instant::now();
+        done(&store, "a", now);
+        assert_eq!(store.claim_at("a", LEASE, now), Claim::Done);
+    }
+
+    #[test]
+    fn a_claim_holds_for_its_lease_and_then_lapses() {
+        let store = MemoryIdempotencyStore::new();
+        let now = Instant::now();
+        assert_eq!(store.claim_at("a", Duration::from_secs(5), now), Claim::New);
+        let later = |s| now + Duration::from_secs(s);
+        assert_eq!(store.claim_at("a", LEASE, later(4)), Claim::InProgress);
+        assert_eq!(
+            store.claim_at("a", LEASE, later(5)),
+            Claim::New,
+            "the lease lapsed"
+        );
+    }
+
+    #[test]
+    fn the_oldest_handled_keys_are_evicted_beyond_the_capacity() {
         let store = MemoryIdempotencyStore::new().with_capacity(3);
         let now = Instant::now();
         for key in ["a", "b", "c", "d"] {
-            assert!(store.first_seen_at(key, now));
+            done(&store, key, now);
         }
         assert_eq!(store.len(), 3);
-        assert!(store.first_seen_at("a", now), "a was evicted");
-        assert!(!store.first_seen_at("d", now));
-        assert!(!store.first_seen_at("c", now));
+        assert_eq!(store.claim_at("a", LEASE, now), Claim::New, "a was evicted");
+        assert_eq!(store.claim_at("d", LEASE, now), Claim::Done);
     }
 
     #[test]
-    fn a_forgotten_key_is_first_seen_again_and_its_old_entry_is_harmless() {
-        let store = MemoryIdempotencyStore::new().with_capacity(2);
+    fn long_keys_are_bounded_by_bytes() {
+        let store = MemoryIdempotencyStore::new().with_max_bytes(3 * (1000 + ENTRY_OVERHEAD));
         let now = Instant::now();
-        assert!(store.first_seen_at("a", now));
-        store.forget("a");
-        assert!(store.is_empty());
-        assert!(store.first_seen_at("a", now));
-        assert!(store.first_seen_at("b", now));
-        // The stale entry for the first "a" goes first, without taking the live "a".
-        assert!(!store.first_seen_at("a", now));
-        assert!(!store.first_seen_at("b", now));
-        assert_eq!(store.len(), 2);
+        let key = |i: usize| format!("{i}{}", "x".repeat(999));
+        for i in 0..10 {
+            done(&store, &key(i), now);
+        }
+        assert_eq!(store.len(), 3);
+        assert_eq!(store.claim_at(&key(9), LEASE, now), Claim::Done);
+        assert_eq!(store.claim_at(&key(6), LEASE, now), Claim::New);
+    }
+
+    /// Defect 3 of the durable-delivery issue: released claims used to count
+    /// against the capacity, so failing retries evicted handled keys.
+    #[test]
+    fn released_claims_never_evict_handled_keys() {
+        let store = MemoryIdempotencyStore::new();
+        let now = Instant::now();
+        done(&store, "msg_processed", now);
+        for i in 0..100_000 {
+            let key = format!("msg_failing_{}", i % 10);
+            assert_eq!(store.claim_at(&key, LEASE, now), Claim::New);
+            store.release_claim(&key);
+        }
+        assert_eq!(store.claim_at("msg_processed", LEASE, now), Claim::Done);
+        assert_eq!(store.len(), 1);
     }
 
     #[test]
-    fn concurrent_callers_see_a_key_first_once() {
+    fn completing_twice_or_releasing_a_handled_key_changes_nothing() {
+        let store = MemoryIdempotencyStore::new();
+        let now = Instant::now();
+        done(&store, "a", now);
+        store.complete_at("a", now);
+        store.release_claim("a");
+        store.abandon("a");
+        assert_eq!(store.len(), 1);
+        assert_eq!(store.claim_at("a", LEASE, now), Claim::Done);
+    }
+
+    #[test]
+    fn concurrent_claims_give_one_new() {
         let store = Arc::new(MemoryIdempotencyStore::new());
+        let now = Instant::now();
         let winners: usize = (0..8)
             .map(|_| {
                 let store = Arc::clone(&store);
-                std::thread::spawn(move || (0..1000).filter(|i| store.first_seen(&format!("k{i}"))).count())
+                std::thread::spawn(move || {
+                    (0..1000)
+                        .filter(|i| store.claim_at(&format!("k{i}"), LEASE, now) == Claim::New)
+                        .count()
+                })
             })
             .collect::<Vec<_>>()
             .into_iter()

@@ -13,8 +13,9 @@
 //!
 //! With the `verify` feature (on by default), [`Webhook`] checks the Svix
 //! signature over the raw body and [`Webhook::handle`] runs the whole pipeline:
-//! verify, parse, skip retries already handled ([`IdempotencyStore`]), dispatch,
-//! and the status to answer Svix with ([`ReceiveError::status_code`]). With
+//! verify, parse, claim the delivery so retries are neither lost nor handled
+//! twice ([`IdempotencyStore`]), dispatch with its [`Context`], and the status to
+//! answer Svix with ([`ReceiveError::status_code`]). With
 //! `decrypt`, `Webhook::with_decryptor` also turns encrypted payloads back into
 //! typed events. `examples/axum_receiver.rs` and `examples/actix_receiver.rs` are
 //! complete receivers to start from.
@@ -27,16 +28,17 @@
 //! - `decrypt`: `Decryptor` and `EventEnvelope::decrypt` (`aes`, `cbc`, `base64`).
 //!
 //! ```
-//! use voyado_webhooks::{Envelope, EventEnvelope, EventHandler, LoyaltyAddPoints};
+//! use voyado_webhooks::{Context, Envelope, EventEnvelope, EventHandler, LoyaltyAddPoints};
 //!
 //! struct PointFollower;
 //!
 //! impl EventHandler for PointFollower {
 //!     type Error = std::convert::Infallible;
 //!
-//!     fn loyalty_add_points(&self, event: &Envelope<LoyaltyAddPoints>) -> Result<(), Self::Error> {
+//!     fn loyalty_add_points(&self, ctx: &Context, event: &Envelope<LoyaltyAddPoints>) -> Result<(), Self::Error> {
 //!         let points = &event.payload;
-//!         println!("+{} points for {}", points.amount, points.contact_id);
+//!         // ctx.message_id() is the same on every retry: key your writes by it.
+//!         println!("{}: +{} points for {}", ctx.message_id(), points.amount, points.contact_id);
 //!         Ok(())
 //!     }
 //! }
@@ -45,7 +47,8 @@
 //!                 "payload": {"amount": 100.10, "contactId": "c-1", "pointDefinitionId": 1,
 //!                             "source": "Automation"}, "tenant": "acme"}"#;
 //! let event = EventEnvelope::from_slice(body)?;
-//! event.dispatch(&PointFollower)?;
+//! let ctx = Context::new("msg_1", voyado_webhooks::OffsetDateTime::now_utc());
+//! event.dispatch(&ctx, &PointFollower)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -117,6 +120,7 @@ mod field_name;
 mod lenient_base64;
 mod text;
 
+mod context;
 mod event_type;
 mod headers;
 #[cfg(feature = "verify")]
@@ -143,6 +147,7 @@ mod verify;
 #[cfg(feature = "verify")]
 mod receive;
 
+pub use context::Context;
 #[cfg(feature = "decrypt")]
 pub use decrypt::{DecryptError, Decryptor, KeyError};
 pub use envelope::Envelope;
@@ -152,7 +157,10 @@ pub use event_type::EventType;
 pub use handler::{AsyncEventHandler, EventHandler};
 pub use headers::HeaderSource;
 #[cfg(feature = "verify")]
-pub use idempotency::{DEFAULT_CAPACITY, DEFAULT_TTL, IdempotencyStore, MemoryIdempotencyStore};
+pub use idempotency::{
+    Claim, DEFAULT_CAPACITY, DEFAULT_LEASE, DEFAULT_MAX_BYTES, DEFAULT_TTL, ENTRY_OVERHEAD, IdempotencyStore,
+    MemoryIdempotencyStore,
+};
 // Every public payload struct, so a new one needs no edit here.
 pub use payload::*;
 pub use raw::{Extra, RawPayload};

@@ -11,7 +11,9 @@
 //! | handled, a duplicate, or an event type nobody handles | 200 | done; never send it again |
 //! | [`VerifyError`] | 401 | wrong secret, a stale or replayed request, or not from Svix |
 //! | [`ParseError`] | 400 | a body this crate cannot read: fix or upgrade, and the retries get through |
-//! | handler failed ([`ReceiveError::Handler`]) | 500 | a passing fault: the retry may succeed |
+//! | another attempt is running ([`ReceiveError::InProgress`]) | 409 | a retry while the first attempt's handler runs: the handler does not run twice at once, and Svix asks again later |
+//! | handler failed ([`ReceiveError::Handler`]) | 500 | a passing fault: the claim is released and the retry may succeed |
+//! | the store failed ([`ReceiveError::Store`]) | 503 | the database is down: nothing was handled, and the retry gets through |
 //! | encrypted, and the webhook has no decryptor ([`ReceiveError::NoDecryptor`]) | 503 | deploy the key: the retries get through |
 //! | encrypted, and decryption failed (`ReceiveError::Decrypt`) | 500, or 400 if the decrypted payload does not parse | most likely the wrong key |
 
@@ -20,11 +22,12 @@ use std::future::Future;
 
 use time::OffsetDateTime;
 
+use crate::context::Context;
 use crate::error::ParseError;
 use crate::event::EventEnvelope;
 use crate::handler::AsyncEventHandler;
 use crate::headers::HeaderSource;
-use crate::idempotency::IdempotencyStore;
+use crate::idempotency::{Claim, IdempotencyStore};
 use crate::verify::{VerifyError, Webhook};
 
 /// An authentic, parsed delivery.
@@ -45,6 +48,11 @@ impl Delivery {
     pub fn idempotency_key(&self) -> &str {
         &self.message_id
     }
+
+    /// The context handlers get: the message id and timestamp, attempt 1.
+    pub fn context(&self) -> Context {
+        Context::new(self.message_id.as_str(), self.timestamp)
+    }
 }
 
 /// Why a delivery was not handled, and what to answer.
@@ -60,6 +68,15 @@ pub enum ReceiveError {
     /// The event handler failed.
     #[error("event handler failed: {0}")]
     Handler(Box<dyn Error + Send + Sync>),
+    /// Another attempt at this delivery holds an unexpired claim (its handler is
+    /// running, or vanished less than a lease ago). Answered 409: Svix retries
+    /// later, when that attempt has finished or its lease has lapsed.
+    #[error("another attempt at this delivery is running")]
+    InProgress,
+    /// The idempotency store failed: nothing was handled. Answered 503, so Svix
+    /// retries.
+    #[error("the idempotency store failed: {0}")]
+    Store(Box<dyn Error + Send + Sync>),
     /// The payload is encrypted and the webhook has no decryptor (see
     /// `Webhook::with_decryptor`, feature `decrypt`). Answered 503, so switching
     /// encryption on before the key is deployed loses nothing: Svix retries.
@@ -86,14 +103,16 @@ impl ReceiveError {
     }
 
     /// The HTTP status to answer with (see the table in the module docs):
-    /// 401 for verification failures, 400 for unreadable bodies, 500 for handler
-    /// and decryption failures, 503 for an encrypted delivery without a key.
+    /// 401 for verification failures, 400 for unreadable bodies, 409 while
+    /// another attempt runs, 500 for handler and decryption failures, 503 for a
+    /// store failure or an encrypted delivery without a key.
     pub fn status_code(&self) -> u16 {
         match self {
             ReceiveError::Verify(_) => 401,
             ReceiveError::Parse(_) => 400,
+            ReceiveError::InProgress => 409,
             ReceiveError::Handler(_) => 500,
-            ReceiveError::NoDecryptor => 503,
+            ReceiveError::Store(_) | ReceiveError::NoDecryptor => 503,
             #[cfg(feature = "decrypt")]
             ReceiveError::Decrypt(crate::decrypt::DecryptError::Parse(_)) => 400,
             #[cfg(feature = "decrypt")]
@@ -183,14 +202,30 @@ impl Webhook {
         Err(ReceiveError::NoDecryptor)
     }
 
-    /// The whole pipeline: [`receive`](Self::receive), skip a message id `store`
-    /// has seen, dispatch to `handler`, and on a handler error forget the id
-    /// again so Svix's retry is handled. Answer with the result's `status_code()`.
+    /// The whole pipeline: [`receive`](Self::receive), claim the delivery in
+    /// `store` for the webhook's lease ([`with_lease`](Self::with_lease)),
+    /// dispatch it to `handler` with its [`Context`], then complete the claim, or
+    /// release it if the handler failed. Answer with the result's
+    /// `status_code()`:
+    ///
+    /// | Situation | Claim | What happens | Answer |
+    /// |---|---|---|---|
+    /// | first delivery | `New` | the handler runs; on success the claim is completed | 200 ([`Handled::Processed`]) |
+    /// | the handler fails | `New` | the claim is released | 500 ([`ReceiveError::Handler`]) |
+    /// | a retry while an attempt runs | `InProgress` | the handler does not run | 409 ([`ReceiveError::InProgress`]) |
+    /// | a retry after success | `Done` | the handler does not run | 200 ([`Handled::Duplicate`]) |
+    /// | the store fails | – | the handler does not run (or its success is not recorded) | 503 ([`ReceiveError::Store`]) |
+    ///
+    /// If the handler panics, or the returned future is dropped while it runs
+    /// (the client went away), the claim is given up through
+    /// [`IdempotencyStore::abandon`], at once by the memory store, or when its
+    /// lease ends; the next retry is then handled. A handler therefore runs
+    /// more than once only when an earlier run failed, panicked, was dropped or
+    /// outlived its lease: make its writes idempotent with
+    /// [`Context::message_id`] for an effect that is exactly once.
     ///
     /// Verification and parsing happen before the future is created, so it
-    /// borrows neither `headers` nor `body`. A retry that arrives while the first
-    /// attempt's handler is still running counts as a duplicate: keep handlers
-    /// well under Svix's 15-second timeout.
+    /// borrows neither `headers` nor `body`.
     pub fn handle<'a, H, S>(
         &'a self,
         headers: &(impl HeaderSource + ?Sized),
@@ -207,17 +242,54 @@ impl Webhook {
         async move {
             let delivery = received?;
             let key = delivery.idempotency_key();
-            if !store.first_seen(key) {
-                return Ok(Handled::Duplicate(delivery));
+            match store.claim(key, self.lease).await.map_err(ReceiveError::store)? {
+                Claim::Done => return Ok(Handled::Duplicate(delivery)),
+                Claim::InProgress => return Err(ReceiveError::InProgress),
+                Claim::New => {}
             }
-            match delivery.event.dispatch_async(handler).await {
-                Ok(()) => Ok(Handled::Processed(delivery)),
+            let held = Held { store, key };
+            let handled = delivery.event.dispatch_async(&delivery.context(), handler).await;
+            held.settle();
+            match handled.map_err(ReceiveError::handler) {
+                Ok(()) => {
+                    store.complete(key).await.map_err(ReceiveError::store)?;
+                    Ok(Handled::Processed(delivery))
+                }
                 Err(error) => {
-                    store.forget(key);
-                    Err(ReceiveError::handler(error))
+                    // If the release fails too, the claim lapses with its lease.
+                    let _ = store.release(key).await;
+                    Err(error)
                 }
             }
         }
+    }
+}
+
+/// A claim held while its handler runs: dropped before the handler returns (a
+/// panic unwinding, or the request's future dropped), it abandons the claim.
+struct Held<'a, S: IdempotencyStore + ?Sized> {
+    store: &'a S,
+    key: &'a str,
+}
+
+impl<S: IdempotencyStore + ?Sized> Held<'_, S> {
+    /// The handler has returned: the claim is completed or released from here
+    /// on, never abandoned.
+    fn settle(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl<S: IdempotencyStore + ?Sized> Drop for Held<'_, S> {
+    fn drop(&mut self) {
+        self.store.abandon(self.key);
+    }
+}
+
+impl ReceiveError {
+    /// An idempotency store's error, answered with 503.
+    fn store(error: impl Error + Send + Sync + 'static) -> Self {
+        ReceiveError::Store(Box::new(error))
     }
 }
 

@@ -17,6 +17,7 @@ use subtle::ConstantTimeEq;
 use time::{Duration, OffsetDateTime};
 
 use crate::headers::HeaderSource;
+use crate::idempotency::DEFAULT_LEASE;
 use crate::lenient_base64::LENIENT_BASE64;
 use crate::text::quote;
 
@@ -126,11 +127,17 @@ pub struct VerifiedHeaders<'h> {
 /// assert_eq!(verified.message_id, "msg_p5jXN8AQM9LWM0D4loKWxJek");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// Its methods for receiving (`receive`, `receive_at` and `handle`, the whole
+/// pipeline) are documented with the rest of [`Webhook`]'s methods; they are
+/// defined beside the pipeline they run, in `src/receive.rs`.
 #[derive(Clone)]
 pub struct Webhook {
     /// HMAC state keyed with the secret, cloned for each message.
     keyed: HmacSha256,
     tolerance: Duration,
+    /// How long [`handle`](Self::handle) claims a delivery for.
+    pub(crate) lease: std::time::Duration,
     #[cfg(feature = "decrypt")]
     pub(crate) decryptor: Option<crate::decrypt::Decryptor>,
 }
@@ -161,6 +168,7 @@ impl Webhook {
         Ok(Webhook {
             keyed,
             tolerance: DEFAULT_TOLERANCE,
+            lease: DEFAULT_LEASE,
             #[cfg(feature = "decrypt")]
             decryptor: None,
         })
@@ -171,6 +179,16 @@ impl Webhook {
     /// taken as its absolute value.
     pub fn with_tolerance(mut self, tolerance: Duration) -> Webhook {
         self.tolerance = tolerance.abs();
+        self
+    }
+
+    /// The same webhook claiming each delivery for `lease` in
+    /// [`handle`](Self::handle) (default [`DEFAULT_LEASE`], 60 seconds): a retry
+    /// within it, while the first attempt runs, is answered 409, and a claim
+    /// whose holder vanished is taken again after it. Keep it well above your
+    /// handlers' longest run.
+    pub fn with_lease(mut self, lease: std::time::Duration) -> Webhook {
+        self.lease = lease;
         self
     }
 
@@ -282,7 +300,8 @@ impl fmt::Debug for Webhook {
         let mut debug = f.debug_struct("Webhook");
         debug
             .field("key", &"<redacted>")
-            .field("tolerance", &self.tolerance);
+            .field("tolerance", &self.tolerance)
+            .field("lease", &self.lease);
         debug.finish()
     }
 }

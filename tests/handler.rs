@@ -14,6 +14,7 @@ use std::pin::pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
+use voyado_webhooks::Context as Ctx;
 use voyado_webhooks::{
     AsyncEventHandler, ContactPreferenceChanged, Envelope, EventEnvelope, EventHandler, EventType, Extra,
     LoyaltyAddPoints, ParseError, ParseErrorKind, PointBalanceUpdated, Preference, RawPayload,
@@ -62,13 +63,21 @@ fn deliveries() -> Vec<(EventEnvelope, &'static str)> {
         .collect()
 }
 
-/// Overrides every method and records which ran.
+/// The context of the test deliveries.
+fn ctx() -> Ctx {
+    Ctx::new("msg_test", voyado_webhooks::OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Overrides every method and records which ran, with the message id it got.
 #[derive(Default)]
 struct Everything(Mutex<Vec<String>>);
 
 impl Everything {
-    fn saw(&self, what: impl Into<String>) -> Result<(), ()> {
-        self.0.lock().unwrap().push(what.into());
+    fn saw(&self, ctx: &Ctx, what: &str) -> Result<(), ()> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{what} {}", ctx.message_id()));
         Ok(())
     }
     fn take(&self) -> Vec<String> {
@@ -78,29 +87,41 @@ impl Everything {
 
 impl EventHandler for Everything {
     type Error = ();
-    fn contact_accepts_email_changed(&self, _: &Envelope<ContactPreferenceChanged>) -> Result<(), ()> {
-        self.saw("email")
+    fn contact_accepts_email_changed(
+        &self,
+        ctx: &Ctx,
+        _: &Envelope<ContactPreferenceChanged>,
+    ) -> Result<(), ()> {
+        self.saw(ctx, "email")
     }
-    fn contact_accepts_sms_changed(&self, _: &Envelope<ContactPreferenceChanged>) -> Result<(), ()> {
-        self.saw("sms")
+    fn contact_accepts_sms_changed(
+        &self,
+        ctx: &Ctx,
+        _: &Envelope<ContactPreferenceChanged>,
+    ) -> Result<(), ()> {
+        self.saw(ctx, "sms")
     }
-    fn contact_accepts_postal_changed(&self, _: &Envelope<ContactPreferenceChanged>) -> Result<(), ()> {
-        self.saw("postal")
+    fn contact_accepts_postal_changed(
+        &self,
+        ctx: &Ctx,
+        _: &Envelope<ContactPreferenceChanged>,
+    ) -> Result<(), ()> {
+        self.saw(ctx, "postal")
     }
-    fn loyalty_add_points(&self, _: &Envelope<LoyaltyAddPoints>) -> Result<(), ()> {
-        self.saw("points")
+    fn loyalty_add_points(&self, ctx: &Ctx, _: &Envelope<LoyaltyAddPoints>) -> Result<(), ()> {
+        self.saw(ctx, "points")
     }
-    fn point_balance_updated(&self, _: &Envelope<PointBalanceUpdated>) -> Result<(), ()> {
-        self.saw("balance")
+    fn point_balance_updated(&self, ctx: &Ctx, _: &Envelope<PointBalanceUpdated>) -> Result<(), ()> {
+        self.saw(ctx, "balance")
     }
-    fn reward_voucher_created(&self, _: &Envelope<RewardVoucherCreated>) -> Result<(), ()> {
-        self.saw("voucher")
+    fn reward_voucher_created(&self, ctx: &Ctx, _: &Envelope<RewardVoucherCreated>) -> Result<(), ()> {
+        self.saw(ctx, "voucher")
     }
-    fn encrypted(&self, _: &Envelope<RawPayload>) -> Result<(), ()> {
-        self.saw("encrypted")
+    fn encrypted(&self, ctx: &Ctx, _: &Envelope<RawPayload>) -> Result<(), ()> {
+        self.saw(ctx, "encrypted")
     }
-    fn unknown(&self, _: &Envelope<RawPayload>) -> Result<(), ()> {
-        self.saw("unknown")
+    fn unknown(&self, ctx: &Ctx, _: &Envelope<RawPayload>) -> Result<(), ()> {
+        self.saw(ctx, "unknown")
     }
 }
 
@@ -108,8 +129,8 @@ impl EventHandler for Everything {
 fn each_variant_reaches_its_method() {
     let handler = Everything::default();
     for (event, method) in deliveries() {
-        event.dispatch(&handler).unwrap();
-        assert_eq!(handler.take(), [method]);
+        event.dispatch(&ctx(), &handler).unwrap();
+        assert_eq!(handler.take(), [format!("{method} msg_test")]);
     }
 }
 
@@ -121,6 +142,7 @@ impl EventHandler for Defaults {
     type Error = ();
     fn contact_preference_changed(
         &self,
+        _: &Ctx,
         preference: Preference,
         event: &Envelope<ContactPreferenceChanged>,
     ) -> Result<(), ()> {
@@ -130,7 +152,7 @@ impl EventHandler for Defaults {
             .push(format!("{preference} {}", event.payload.contact_id));
         Ok(())
     }
-    fn unhandled(&self, event_type: &EventType, id: Option<&str>) -> Result<(), ()> {
+    fn unhandled(&self, _: &Ctx, event_type: &EventType, id: Option<&str>) -> Result<(), ()> {
         self.0
             .lock()
             .unwrap()
@@ -143,7 +165,7 @@ impl EventHandler for Defaults {
 fn defaults_forward_to_the_catch_alls() {
     let handler = Defaults::default();
     for (event, _) in deliveries() {
-        event.dispatch(&handler).unwrap();
+        event.dispatch(&ctx(), &handler).unwrap();
     }
     assert_eq!(
         handler.0.into_inner().unwrap(),
@@ -167,11 +189,11 @@ fn a_handler_with_no_overrides_accepts_everything() {
         type Error = std::convert::Infallible;
     }
     for (event, _) in deliveries() {
-        assert_eq!(event.dispatch(&Nothing), Ok(()));
+        assert_eq!(event.dispatch(&ctx(), &Nothing), Ok(()));
     }
     // Through a trait object too.
     let dynamic: &dyn EventHandler<Error = std::convert::Infallible> = &Nothing;
-    assert_eq!(deliveries()[0].0.dispatch(dynamic), Ok(()));
+    assert_eq!(deliveries()[0].0.dispatch(&ctx(), dynamic), Ok(()));
 }
 
 #[test]
@@ -179,13 +201,17 @@ fn a_handler_error_comes_back() {
     struct Failing;
     impl EventHandler for Failing {
         type Error = String;
-        fn point_balance_updated(&self, event: &Envelope<PointBalanceUpdated>) -> Result<(), String> {
+        fn point_balance_updated(
+            &self,
+            _: &Ctx,
+            event: &Envelope<PointBalanceUpdated>,
+        ) -> Result<(), String> {
             Err(format!("database down for {}", event.payload.contact_id))
         }
     }
     let results: Vec<_> = deliveries()
         .into_iter()
-        .map(|(event, _)| event.dispatch(&Failing))
+        .map(|(event, _)| event.dispatch(&ctx(), &Failing))
         .collect();
     assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1);
     assert_eq!(results[4], Err("database down for c".to_owned()));
@@ -209,16 +235,21 @@ impl AsyncEventHandler for AsyncRecorder {
     type Error = String;
     async fn contact_preference_changed(
         &self,
+        _: &Ctx,
         preference: Preference,
         _: &Envelope<ContactPreferenceChanged>,
     ) -> Result<(), String> {
         self.0.lock().unwrap().push(preference.to_string());
         Ok(())
     }
-    async fn reward_voucher_created(&self, event: &Envelope<RewardVoucherCreated>) -> Result<(), String> {
+    async fn reward_voucher_created(
+        &self,
+        _: &Ctx,
+        event: &Envelope<RewardVoucherCreated>,
+    ) -> Result<(), String> {
         Err(format!("voucher {} refused", event.payload.unique_code))
     }
-    async fn unhandled(&self, event_type: &EventType, _: Option<&str>) -> Result<(), String> {
+    async fn unhandled(&self, _: &Ctx, event_type: &EventType, _: Option<&str>) -> Result<(), String> {
         self.0.lock().unwrap().push(format!("unhandled {event_type}"));
         Ok(())
     }
@@ -231,9 +262,10 @@ fn assert_send<T: Send>(value: T) -> T {
 #[test]
 fn async_dispatch_routes_like_sync_dispatch_with_send_futures() {
     let handler = AsyncRecorder::default();
+    let ctx = ctx();
     let mut errors = Vec::new();
     for (event, _) in deliveries() {
-        if let Err(e) = block_on(assert_send(event.dispatch_async(&handler))) {
+        if let Err(e) = block_on(assert_send(event.dispatch_async(&ctx, &handler))) {
             errors.push(e);
         }
     }
@@ -268,5 +300,6 @@ fn public_types_are_send_sync_and_errors_are_errors() {
     data::<Extra>();
     data::<ParseError>();
     data::<ParseErrorKind>();
+    data::<Ctx>();
     error::<ParseError>();
 }

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use voyado_webhooks::{
-    AsyncEventHandler, Envelope, EventType, MemoryIdempotencyStore, PointBalanceUpdated, Webhook,
+    AsyncEventHandler, Context, Envelope, EventType, MemoryIdempotencyStore, PointBalanceUpdated, Webhook,
 };
 
 use axum_receiver::router;
@@ -40,14 +40,18 @@ impl Recorder {
 impl AsyncEventHandler for Recorder {
     type Error = String;
 
-    async fn point_balance_updated(&self, event: &Envelope<PointBalanceUpdated>) -> Result<(), String> {
+    async fn point_balance_updated(
+        &self,
+        ctx: &Context,
+        event: &Envelope<PointBalanceUpdated>,
+    ) -> Result<(), String> {
         if event.payload.contact_id == "fail-me" {
             return Err("the points database is down".into());
         }
-        self.unhandled(&event.event_type, event.id.as_deref()).await
+        self.unhandled(ctx, &event.event_type, event.id.as_deref()).await
     }
 
-    async fn unhandled(&self, event_type: &EventType, id: Option<&str>) -> Result<(), String> {
+    async fn unhandled(&self, _: &Context, event_type: &EventType, id: Option<&str>) -> Result<(), String> {
         self.0
             .lock()
             .unwrap()

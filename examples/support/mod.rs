@@ -4,8 +4,8 @@
 use std::error::Error;
 
 use voyado_webhooks::{
-    AsyncEventHandler, ContactPreferenceChanged, Envelope, EventType, HeaderSource, LoyaltyAddPoints,
-    MemoryIdempotencyStore, PointBalanceUpdated, Preference, RewardVoucherCreated, Webhook,
+    AsyncEventHandler, ContactPreferenceChanged, Context, Envelope, EventType, HeaderSource,
+    LoyaltyAddPoints, MemoryIdempotencyStore, PointBalanceUpdated, Preference, RewardVoucherCreated, Webhook,
 };
 
 /// Where the endpoint is served.
@@ -59,40 +59,66 @@ impl AsyncEventHandler for PrintHandler {
 
     async fn contact_preference_changed(
         &self,
+        ctx: &Context,
         preference: Preference,
         event: &Envelope<ContactPreferenceChanged>,
     ) -> Result<(), Self::Error> {
         println!(
-            "{}: {preference} = {:?}",
-            event.payload.contact_id, event.payload.accepts
+            "{} {}: {preference} = {:?}",
+            ctx.message_id(),
+            event.payload.contact_id,
+            event.payload.accepts
         );
         Ok(())
     }
 
-    async fn loyalty_add_points(&self, event: &Envelope<LoyaltyAddPoints>) -> Result<(), Self::Error> {
-        println!("{}: +{} points", event.payload.contact_id, event.payload.amount);
+    async fn loyalty_add_points(
+        &self,
+        ctx: &Context,
+        event: &Envelope<LoyaltyAddPoints>,
+    ) -> Result<(), Self::Error> {
+        let (contact, amount) = (&event.payload.contact_id, event.payload.amount);
+        println!("{} {contact}: +{amount} points", ctx.message_id());
         Ok(())
     }
 
-    async fn point_balance_updated(&self, event: &Envelope<PointBalanceUpdated>) -> Result<(), Self::Error> {
-        println!("{}: balance {}", event.payload.contact_id, event.payload.balance);
+    async fn point_balance_updated(
+        &self,
+        ctx: &Context,
+        event: &Envelope<PointBalanceUpdated>,
+    ) -> Result<(), Self::Error> {
+        let (contact, balance) = (&event.payload.contact_id, event.payload.balance);
+        println!("{} {contact}: balance {balance}", ctx.message_id());
         Ok(())
     }
 
     async fn reward_voucher_created(
         &self,
+        ctx: &Context,
         event: &Envelope<RewardVoucherCreated>,
     ) -> Result<(), Self::Error> {
         let voucher = &event.payload;
         println!(
-            "{}: voucher {} worth {}",
-            voucher.contact_id, voucher.unique_code, voucher.amount
+            "{} {}: voucher {} worth {}",
+            ctx.message_id(),
+            voucher.contact_id,
+            voucher.unique_code,
+            voucher.amount
         );
         Ok(())
     }
 
-    async fn unhandled(&self, event_type: &EventType, id: Option<&str>) -> Result<(), Self::Error> {
-        println!("not handled: {event_type} {}", id.unwrap_or("(no id)"));
+    async fn unhandled(
+        &self,
+        ctx: &Context,
+        event_type: &EventType,
+        id: Option<&str>,
+    ) -> Result<(), Self::Error> {
+        println!(
+            "{} not handled: {event_type} {}",
+            ctx.message_id(),
+            id.unwrap_or("(no id)")
+        );
         Ok(())
     }
 }
