@@ -145,7 +145,13 @@ mod event;
 mod verify;
 
 #[cfg(feature = "verify")]
+mod inbox;
+
+#[cfg(feature = "verify")]
 mod receive;
+
+#[cfg(feature = "verify")]
+mod process;
 
 pub use context::Context;
 #[cfg(feature = "decrypt")]
@@ -162,7 +168,13 @@ pub use idempotency::{
     MemoryIdempotencyStore,
 };
 // Every public payload struct, so a new one needs no edit here.
+#[cfg(feature = "verify")]
+pub use inbox::{Counts, Inbox, Incoming, MemoryInbox, Processed, Record, RetryPolicy, State};
+#[cfg(feature = "sqlite")]
+pub use inbox::{SqliteInbox, Tables, sqlite_schema};
 pub use payload::*;
+#[cfg(feature = "verify")]
+pub use process::Accepted;
 pub use raw::{Extra, RawPayload};
 #[cfg(feature = "verify")]
 pub use receive::{Delivery, Handled, ReceiveError};

@@ -73,8 +73,8 @@ pub enum ReceiveError {
     /// later, when that attempt has finished or its lease has lapsed.
     #[error("another attempt at this delivery is running")]
     InProgress,
-    /// The idempotency store failed: nothing was handled. Answered 503, so Svix
-    /// retries.
+    /// The idempotency store or inbox failed: nothing was handled or stored.
+    /// Answered 503, so Svix retries.
     #[error("the idempotency store failed: {0}")]
     Store(Box<dyn Error + Send + Sync>),
     /// The payload is encrypted and the webhook has no decryptor (see
@@ -182,12 +182,17 @@ impl Webhook {
         now: OffsetDateTime,
     ) -> Result<Delivery, ReceiveError> {
         let verified = self.verify_at(headers, body, now)?;
-        let event = self.decrypt(EventEnvelope::from_slice(body)?)?;
+        let event = self.open(body)?;
         Ok(Delivery {
             message_id: verified.message_id.to_owned(),
             timestamp: verified.timestamp,
             event,
         })
+    }
+
+    /// Parses an authentic body, and decrypts it if it is encrypted.
+    pub(crate) fn open(&self, body: &[u8]) -> Result<EventEnvelope, ReceiveError> {
+        self.decrypt(EventEnvelope::from_slice(body)?)
     }
 
     /// An encrypted event decrypted, if the webhook has a decryptor.
@@ -287,8 +292,8 @@ impl<S: IdempotencyStore + ?Sized> Drop for Held<'_, S> {
 }
 
 impl ReceiveError {
-    /// An idempotency store's error, answered with 503.
-    fn store(error: impl Error + Send + Sync + 'static) -> Self {
+    /// A store's error (an idempotency store's or an inbox's), answered with 503.
+    pub(crate) fn store(error: impl Error + Send + Sync + 'static) -> Self {
         ReceiveError::Store(Box::new(error))
     }
 }

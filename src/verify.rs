@@ -18,6 +18,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::headers::HeaderSource;
 use crate::idempotency::DEFAULT_LEASE;
+use crate::inbox::RetryPolicy;
 use crate::lenient_base64::LENIENT_BASE64;
 use crate::text::quote;
 
@@ -128,16 +129,19 @@ pub struct VerifiedHeaders<'h> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
-/// Its methods for receiving (`receive`, `receive_at` and `handle`, the whole
-/// pipeline) are documented with the rest of [`Webhook`]'s methods; they are
-/// defined beside the pipeline they run, in `src/receive.rs`.
+/// Its methods for receiving (`receive`, `receive_at` and `handle`, inline) and
+/// for the durable inbox (`accept` and `process`) are documented with the rest
+/// of [`Webhook`]'s methods; they are defined beside the pipelines they run, in
+/// `src/receive.rs` and `src/process.rs`.
 #[derive(Clone)]
 pub struct Webhook {
     /// HMAC state keyed with the secret, cloned for each message.
     keyed: HmacSha256,
     tolerance: Duration,
-    /// How long [`handle`](Self::handle) claims a delivery for.
+    /// How long [`handle`](Self::handle) and `process` claim a delivery for.
     pub(crate) lease: std::time::Duration,
+    /// When `process` retries a failed delivery.
+    pub(crate) retry: RetryPolicy,
     #[cfg(feature = "decrypt")]
     pub(crate) decryptor: Option<crate::decrypt::Decryptor>,
 }
@@ -169,6 +173,7 @@ impl Webhook {
             keyed,
             tolerance: DEFAULT_TOLERANCE,
             lease: DEFAULT_LEASE,
+            retry: RetryPolicy::default(),
             #[cfg(feature = "decrypt")]
             decryptor: None,
         })
@@ -189,6 +194,14 @@ impl Webhook {
     /// handlers' longest run.
     pub fn with_lease(mut self, lease: std::time::Duration) -> Webhook {
         self.lease = lease;
+        self
+    }
+
+    /// The same webhook retrying deliveries that failed in
+    /// [`process`](Self::process) by `policy` (default: 10 attempts, 5 seconds
+    /// after the first failure, doubling up to an hour).
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Webhook {
+        self.retry = policy;
         self
     }
 
@@ -301,7 +314,8 @@ impl fmt::Debug for Webhook {
         debug
             .field("key", &"<redacted>")
             .field("tolerance", &self.tolerance)
-            .field("lease", &self.lease);
+            .field("lease", &self.lease)
+            .field("retry", &self.retry);
         debug.finish()
     }
 }

@@ -1,0 +1,211 @@
+//! [`MemoryInbox`]: the inbox in one process's memory.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::{Counts, Inbox, Incoming, Record, State, later};
+use crate::idempotency::{Claim, IdempotencyStore, MemoryIdempotencyStore};
+
+/// An [`Inbox`] in memory: for tests, and for a single process that may lose
+/// what it holds when it stops. Deliveries are kept until purged.
+///
+/// ```
+/// use voyado_webhooks::{Inbox, MemoryInbox, State};
+///
+/// # async fn run() -> Result<(), std::convert::Infallible> {
+/// let inbox = MemoryInbox::new();
+/// assert_eq!(inbox.counts().await?.pending, 0);
+/// assert!(inbox.list(State::Dead, 10).await?.is_empty());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Default)]
+pub struct MemoryInbox {
+    deliveries: Mutex<Deliveries>,
+    claims: MemoryIdempotencyStore,
+}
+
+#[derive(Debug, Default)]
+struct Deliveries {
+    by_id: HashMap<String, (u64, Record)>,
+    next: u64,
+}
+
+impl MemoryInbox {
+    /// An empty inbox.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Deliveries> {
+        // Every change leaves the map consistent: a poisoned lock is safe to use.
+        self.deliveries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The records matching `keep`, oldest first, at most `limit`.
+    fn oldest(&self, limit: usize, keep: impl Fn(&Record) -> bool) -> Vec<Record> {
+        let deliveries = self.lock();
+        let mut found: Vec<&(u64, Record)> = deliveries.by_id.values().filter(|(_, r)| keep(r)).collect();
+        found.sort_by_key(|(order, _)| *order);
+        found.into_iter().take(limit).map(|(_, r)| r.clone()).collect()
+    }
+}
+
+impl Inbox for MemoryInbox {
+    type Error = Infallible;
+
+    async fn store(&self, delivery: &Incoming<'_>) -> Result<bool, Infallible> {
+        let mut deliveries = self.lock();
+        if deliveries.by_id.contains_key(delivery.message_id) {
+            return Ok(false);
+        }
+        let order = deliveries.next;
+        deliveries.next = order.wrapping_add(1);
+        let record = Record {
+            message_id: delivery.message_id.to_owned(),
+            timestamp: delivery.timestamp,
+            received_at: delivery.received_at,
+            body: delivery.body.to_vec(),
+            state: if delivery.error.is_some() {
+                State::Failed
+            } else {
+                State::Pending
+            },
+            attempts: 0,
+            last_error: delivery.error.clone(),
+            due_at: delivery.received_at,
+        };
+        deliveries
+            .by_id
+            .insert(record.message_id.clone(), (order, record));
+        Ok(true)
+    }
+
+    async fn claim_due(
+        &self,
+        limit: usize,
+        lease: Duration,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Record>, Infallible> {
+        let mut deliveries = self.lock();
+        let mut due: Vec<(u64, String)> = deliveries
+            .by_id
+            .values()
+            .filter(|(_, r)| {
+                matches!(r.state, State::Pending | State::Failed | State::Processing) && r.due_at <= now
+            })
+            .map(|(order, r)| (*order, r.message_id.clone()))
+            .collect();
+        due.sort();
+        let mut claimed = Vec::new();
+        for (_, id) in due.into_iter().take(limit) {
+            if let Some((_, record)) = deliveries.by_id.get_mut(&id) {
+                record.state = State::Processing;
+                record.attempts = record.attempts.saturating_add(1);
+                record.due_at = later(now, lease);
+                claimed.push(record.clone());
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn mark_done(&self, message_id: &str, attempt: u32) -> Result<(), Infallible> {
+        if let Some((_, record)) = self.lock().by_id.get_mut(message_id) {
+            if record.state == State::Processing && record.attempts == attempt {
+                record.state = State::Done;
+                record.last_error = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn mark_failed(
+        &self,
+        message_id: &str,
+        attempt: u32,
+        error: &str,
+        retry_at: Option<OffsetDateTime>,
+    ) -> Result<(), Infallible> {
+        if let Some((_, record)) = self.lock().by_id.get_mut(message_id) {
+            if record.state == State::Processing && record.attempts == attempt {
+                record.last_error = Some(error.to_owned());
+                match retry_at {
+                    Some(at) => {
+                        record.state = State::Failed;
+                        record.due_at = at;
+                    }
+                    None => record.state = State::Dead,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn get(&self, message_id: &str) -> Result<Option<Record>, Infallible> {
+        Ok(self.lock().by_id.get(message_id).map(|(_, r)| r.clone()))
+    }
+
+    async fn list(&self, state: State, limit: usize) -> Result<Vec<Record>, Infallible> {
+        Ok(self.oldest(limit, |r| r.state == state))
+    }
+
+    async fn replay(&self, message_id: &str, now: OffsetDateTime) -> Result<bool, Infallible> {
+        match self.lock().by_id.get_mut(message_id) {
+            Some((_, record)) if matches!(record.state, State::Failed | State::Dead | State::Done) => {
+                record.state = State::Pending;
+                record.due_at = now;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn counts(&self) -> Result<Counts, Infallible> {
+        let mut counts = Counts::default();
+        for (_, record) in self.lock().by_id.values() {
+            let count = match record.state {
+                State::Pending => &mut counts.pending,
+                State::Processing => &mut counts.processing,
+                State::Done => &mut counts.done,
+                State::Failed => &mut counts.failed,
+                State::Dead => &mut counts.dead,
+            };
+            *count = count.saturating_add(1);
+        }
+        Ok(counts)
+    }
+
+    async fn purge_done(&self, before: OffsetDateTime) -> Result<u64, Infallible> {
+        let mut deliveries = self.lock();
+        let count = deliveries.by_id.len();
+        deliveries
+            .by_id
+            .retain(|_, (_, r)| !(r.state == State::Done && r.received_at < before));
+        Ok(count.saturating_sub(deliveries.by_id.len()) as u64)
+    }
+}
+
+/// Claims for inline handling, kept beside the inbox in memory.
+impl IdempotencyStore for MemoryInbox {
+    type Error = Infallible;
+
+    async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, Infallible> {
+        self.claims.claim(key, lease).await
+    }
+
+    async fn complete(&self, key: &str) -> Result<(), Infallible> {
+        self.claims.complete(key).await
+    }
+
+    async fn release(&self, key: &str) -> Result<(), Infallible> {
+        self.claims.release(key).await
+    }
+
+    fn abandon(&self, key: &str) {
+        self.claims.abandon(key);
+    }
+}

@@ -1,0 +1,427 @@
+//! The durable inbox: one behaviour suite, run against every backend here
+//! (`MemoryInbox`, and `SqliteInbox` on a real SQLite file), plus the faults
+//! that need a real database: a restart between `accept` and `process`, and
+//! workers sharing one inbox.
+
+#![cfg(feature = "verify")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "a test fails by panicking"
+)]
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use voyado_webhooks::{
+    AsyncEventHandler, Claim, Context, Envelope, EventType, Handled, IdempotencyStore, Inbox,
+    LoyaltyAddPoints, MemoryInbox, OffsetDateTime, ReceiveError, RetryPolicy, State, Webhook,
+};
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn body(contact: &str) -> Vec<u8> {
+    format!(r#"{{"eventType": "loyalty.addPoints", "id": "e-{contact}", "payload": {{"amount": 10.50, "contactId": "{contact}"}}}}"#)
+        .into_bytes()
+}
+
+fn headers(webhook: &Webhook, message_id: &str, body: &[u8]) -> Vec<(String, String)> {
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    vec![
+        ("svix-id".into(), message_id.into()),
+        ("svix-timestamp".into(), now.to_string()),
+        ("svix-signature".into(), webhook.sign(message_id, now, body)),
+    ]
+}
+
+/// Retries at once, three attempts, short leases: so a test needs no waiting.
+fn webhook() -> Webhook {
+    Webhook::new(SECRET)
+        .unwrap()
+        .with_lease(Duration::from_millis(300))
+        .with_retry_policy(RetryPolicy::new(3).with_backoff(Duration::ZERO, Duration::ZERO))
+}
+
+/// Applies points, recording each application with its message id and attempt;
+/// fails while `broken`.
+#[derive(Default)]
+struct Ledger {
+    broken: AtomicBool,
+    applied: Mutex<Vec<(String, u32)>>,
+}
+
+impl Ledger {
+    fn applied(&self) -> Vec<(String, u32)> {
+        self.applied.lock().unwrap().clone()
+    }
+}
+
+impl AsyncEventHandler for Ledger {
+    type Error = std::io::Error;
+
+    async fn loyalty_add_points(
+        &self,
+        ctx: &Context,
+        _: &Envelope<LoyaltyAddPoints>,
+    ) -> Result<(), Self::Error> {
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("ledger offline"));
+        }
+        self.applied
+            .lock()
+            .unwrap()
+            .push((ctx.message_id().to_owned(), ctx.attempt()));
+        Ok(())
+    }
+
+    async fn unhandled(
+        &self,
+        _: &Context,
+        event_type: &EventType,
+        _: Option<&str>,
+    ) -> Result<(), Self::Error> {
+        Err(std::io::Error::other(format!("unexpected {event_type}")))
+    }
+}
+
+async fn accept<I: Inbox>(webhook: &Webhook, inbox: &I, message_id: &str, body: &[u8]) -> u16 {
+    match webhook
+        .accept(&headers(webhook, message_id, body), body, inbox)
+        .await
+    {
+        Ok(accepted) => accepted.status_code(),
+        Err(error) => error.status_code(),
+    }
+}
+
+/// Everything an inbox must do, whatever keeps it.
+async fn behaviour<I: Inbox + IdempotencyStore>(inbox: I) {
+    let webhook = webhook();
+    let ledger = Ledger::default();
+
+    // Accept: stored once, durable before 200; forgeries never stored.
+    assert_eq!(accept(&webhook, &inbox, "msg_1", &body("c-1")).await, 200);
+    assert_eq!(
+        accept(&webhook, &inbox, "msg_1", &body("c-1")).await,
+        200,
+        "a duplicate"
+    );
+    let forged = webhook
+        .accept(&headers(&webhook, "msg_x", b"{}"), &body("c-x"), &inbox)
+        .await;
+    assert!(matches!(forged, Err(ReceiveError::Verify(_))), "{forged:?}");
+    let counts = inbox.counts().await.unwrap();
+    assert_eq!((counts.pending, counts.failed, counts.done), (1, 0, 0));
+    let stored = inbox.get("msg_1").await.unwrap().unwrap();
+    assert_eq!(stored.body, body("c-1"), "the raw body, exactly");
+    assert_eq!(stored.state, State::Pending);
+
+    // Process: handled once, with its attempt counted.
+    let processed = webhook.process(&inbox, &ledger, 10).await.unwrap();
+    assert_eq!(processed.handled, 1);
+    assert_eq!(ledger.applied(), [("msg_1".to_owned(), 1)]);
+    assert_eq!(inbox.get("msg_1").await.unwrap().unwrap().state, State::Done);
+    assert_eq!(webhook.process(&inbox, &ledger, 10).await.unwrap().handled, 0);
+    assert_eq!(accept(&webhook, &inbox, "msg_1", &body("c-1")).await, 200);
+    assert_eq!(
+        webhook.process(&inbox, &ledger, 10).await.unwrap().handled,
+        0,
+        "not again"
+    );
+
+    // A failing handler: retried, then dead; replayed once fixed.
+    assert_eq!(accept(&webhook, &inbox, "msg_2", &body("c-2")).await, 200);
+    ledger.broken.store(true, Ordering::SeqCst);
+    for attempt in 1..=3 {
+        let processed = webhook.process(&inbox, &ledger, 10).await.unwrap();
+        let record = inbox.get("msg_2").await.unwrap().unwrap();
+        assert_eq!(record.attempts, attempt);
+        assert!(
+            record.last_error.as_deref().unwrap().contains("ledger offline"),
+            "{record:?}"
+        );
+        if attempt < 3 {
+            assert_eq!((processed.failed, record.state), (1, State::Failed));
+        } else {
+            assert_eq!((processed.dead, record.state), (1, State::Dead));
+        }
+    }
+    assert_eq!(
+        webhook.process(&inbox, &ledger, 10).await.unwrap(),
+        Default::default(),
+        "dead stays dead"
+    );
+    let dead = inbox.list(State::Dead, 10).await.unwrap();
+    assert_eq!(
+        dead.iter().map(|r| r.message_id.as_str()).collect::<Vec<_>>(),
+        ["msg_2"]
+    );
+    ledger.broken.store(false, Ordering::SeqCst);
+    assert!(inbox.replay("msg_2", OffsetDateTime::now_utc()).await.unwrap());
+    assert!(
+        !inbox
+            .replay("msg_missing", OffsetDateTime::now_utc())
+            .await
+            .unwrap()
+    );
+    assert_eq!(webhook.process(&inbox, &ledger, 10).await.unwrap().handled, 1);
+    assert_eq!(
+        ledger.applied().last(),
+        Some(&("msg_2".to_owned(), 4)),
+        "the fourth attempt"
+    );
+
+    // An authentic body that does not parse is kept, failed with its error, and
+    // can be replayed.
+    let unreadable = br#"{"eventType": "loyalty.addPoints", "payload": {"contactId": "c-3"}}"#;
+    assert_eq!(accept(&webhook, &inbox, "msg_3", unreadable).await, 200);
+    let record = inbox.get("msg_3").await.unwrap().unwrap();
+    assert_eq!(record.state, State::Failed);
+    assert!(
+        record.last_error.as_deref().unwrap().contains("payload.amount"),
+        "{record:?}"
+    );
+    assert_eq!(record.body, unreadable);
+    for _ in 0..3 {
+        webhook.process(&inbox, &ledger, 10).await.unwrap();
+    }
+    assert_eq!(inbox.get("msg_3").await.unwrap().unwrap().state, State::Dead);
+    assert!(inbox.replay("msg_3", OffsetDateTime::now_utc()).await.unwrap());
+    assert_eq!(inbox.get("msg_3").await.unwrap().unwrap().state, State::Pending);
+
+    // A worker that dies mid-batch: its claims lapse with the lease and are taken
+    // again, as a later attempt.
+    assert_eq!(accept(&webhook, &inbox, "msg_4", &body("c-4")).await, 200);
+    let lost = inbox
+        .claim_due(10, Duration::from_millis(300), OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert!(lost.iter().any(|r| r.message_id == "msg_4"));
+    assert_eq!(
+        webhook.process(&inbox, &ledger, 10).await.unwrap().handled,
+        0,
+        "still claimed"
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    ledger.broken.store(false, Ordering::SeqCst);
+    let processed = webhook.process(&inbox, &ledger, 10).await.unwrap();
+    assert!(processed.handled >= 1, "{processed:?}");
+    assert!(ledger.applied().contains(&("msg_4".to_owned(), 2)));
+    // The dead worker's outcome, recorded late, changes nothing.
+    inbox.mark_failed("msg_4", 1, "late", None).await.unwrap();
+    assert_eq!(inbox.get("msg_4").await.unwrap().unwrap().state, State::Done);
+
+    // Operations.
+    let counts = inbox.counts().await.unwrap();
+    assert_eq!(counts.done, 3, "{counts:?}");
+    assert_eq!(
+        inbox
+            .purge_done(OffsetDateTime::now_utc() + time::Duration::SECOND)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(inbox.counts().await.unwrap().done, 0);
+    assert!(inbox.get("msg_1").await.unwrap().is_none());
+
+    // The inbox is an idempotency store for inline handling too.
+    assert_eq!(
+        inbox.claim("inline_1", Duration::from_secs(60)).await.unwrap(),
+        Claim::New
+    );
+    assert_eq!(
+        inbox.claim("inline_1", Duration::from_secs(60)).await.unwrap(),
+        Claim::InProgress
+    );
+    inbox.release("inline_1").await.unwrap();
+    let body = body("c-5");
+    let handled = webhook
+        .handle(&headers(&webhook, "inline_1", &body), &body, &inbox, &ledger)
+        .await
+        .unwrap();
+    assert!(matches!(handled, Handled::Processed(_)));
+    assert_eq!(
+        inbox.claim("inline_1", Duration::from_secs(60)).await.unwrap(),
+        Claim::Done
+    );
+    // A claim whose holder vanished lapses with its lease.
+    assert_eq!(
+        inbox.claim("inline_2", Duration::from_millis(100)).await.unwrap(),
+        Claim::New
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        inbox.claim("inline_2", Duration::from_secs(60)).await.unwrap(),
+        Claim::New
+    );
+}
+
+#[tokio::test]
+async fn memory_inbox() {
+    behaviour(MemoryInbox::new()).await;
+}
+
+/// A fresh SQLite file path in the system's temporary directory.
+#[cfg(feature = "sqlite")]
+fn sqlite_file(name: &str) -> String {
+    let path = std::env::temp_dir().join(format!("voyado-{name}-{}.db", std::process::id()));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    format!("sqlite://{}", path.display())
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn sqlite_inbox() {
+    let inbox = voyado_webhooks::SqliteInbox::connect(&sqlite_file("behaviour"))
+        .await
+        .unwrap();
+    behaviour(inbox).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn sqlite_tables_can_be_renamed() {
+    let tables = voyado_webhooks::Tables::new("shop_deliveries", "shop_claims").unwrap();
+    let url = sqlite_file("renamed");
+    let inbox = voyado_webhooks::SqliteInbox::connect_with(&url, tables)
+        .await
+        .unwrap();
+    behaviour(inbox).await;
+}
+
+/// Everything accepted, then the process gone (every handle dropped, the pool
+/// closed): a new process on the same file handles every delivery, once.
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn sqlite_deliveries_survive_a_restart_between_accept_and_process() {
+    let url = sqlite_file("restart");
+    let webhook = webhook();
+    {
+        let inbox = voyado_webhooks::SqliteInbox::connect(&url).await.unwrap();
+        for i in 0..50 {
+            assert_eq!(
+                accept(&webhook, &inbox, &format!("msg_{i}"), &body(&format!("c-{i}"))).await,
+                200
+            );
+        }
+        inbox.pool().close().await;
+    }
+    let inbox = voyado_webhooks::SqliteInbox::connect(&url).await.unwrap();
+    let ledger = Ledger::default();
+    assert_eq!(webhook.process(&inbox, &ledger, 100).await.unwrap().handled, 50);
+    let mut applied: Vec<String> = ledger.applied().into_iter().map(|(id, _)| id).collect();
+    applied.sort();
+    applied.dedup();
+    assert_eq!(applied.len(), 50);
+    assert_eq!(inbox.counts().await.unwrap().done, 50);
+}
+
+/// Two workers on one inbox, with every delivery accepted twice: each is
+/// handled exactly once, on its first attempt if a batch fits in the lease.
+async fn two_workers<I: Inbox + 'static>(inbox: std::sync::Arc<I>, deliveries: usize, lease: Duration) {
+    let webhook = std::sync::Arc::new(webhook().with_lease(lease));
+    for i in 0..deliveries {
+        for _ in 0..2 {
+            assert_eq!(
+                accept(&webhook, &*inbox, &format!("msg_{i}"), &body("c")).await,
+                200
+            );
+        }
+    }
+    let ledger = std::sync::Arc::new(Ledger::default());
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let (webhook, inbox, ledger) = (webhook.clone(), inbox.clone(), ledger.clone());
+            tokio::spawn(async move {
+                let mut handled = 0;
+                loop {
+                    let processed = webhook.process(&*inbox, &*ledger, 25).await.unwrap();
+                    if processed.handled == 0 {
+                        return handled;
+                    }
+                    handled += processed.handled;
+                }
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for worker in workers {
+        total += worker.await.unwrap();
+    }
+    assert_eq!(total, deliveries);
+    let applied = ledger.applied();
+    assert_eq!(applied.len(), deliveries, "none twice");
+    if lease >= Duration::from_secs(30) {
+        assert!(applied.iter().all(|(_, attempt)| *attempt == 1));
+    }
+    assert_eq!(inbox.counts().await.unwrap().done, deliveries as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_inbox_two_workers() {
+    two_workers(
+        std::sync::Arc::new(MemoryInbox::new()),
+        500,
+        Duration::from_secs(30),
+    )
+    .await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_inbox_two_workers() {
+    let inbox = voyado_webhooks::SqliteInbox::connect(&sqlite_file("workers"))
+        .await
+        .unwrap();
+    // A lease a batch fits in: each SQLite commit is synced to disk.
+    two_workers(std::sync::Arc::new(inbox), 500, Duration::from_secs(30)).await;
+}
+
+/// A handler that takes 100 ms a delivery, batches of 5 and a 250 ms lease: the
+/// lease covers the batch, so the deliveries whose lease lapsed before their
+/// turn are skipped (another worker may hold them by then) and handled later,
+/// once each. Before they were skipped, they were handled anyway: two workers on
+/// SQLite with a lease shorter than a batch handled 5 of 500 deliveries twice.
+#[tokio::test]
+async fn deliveries_whose_lease_lapsed_in_the_batch_are_left_for_later() {
+    struct Slow(Ledger);
+    impl AsyncEventHandler for Slow {
+        type Error = std::io::Error;
+        async fn loyalty_add_points(
+            &self,
+            ctx: &Context,
+            e: &Envelope<LoyaltyAddPoints>,
+        ) -> Result<(), Self::Error> {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            self.0.loyalty_add_points(ctx, e).await
+        }
+    }
+    let webhook = webhook().with_lease(Duration::from_millis(250));
+    let inbox = MemoryInbox::new();
+    for i in 0..5 {
+        assert_eq!(
+            accept(&webhook, &inbox, &format!("msg_{i}"), &body("c")).await,
+            200
+        );
+    }
+    let slow = Slow(Ledger::default());
+    let first = webhook.process(&inbox, &slow, 5).await.unwrap();
+    assert!(
+        first.skipped >= 2 && first.handled + first.skipped == 5,
+        "{first:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let mut handled = first.handled;
+    while handled < 5 {
+        let next = webhook.process(&inbox, &slow, 1).await.unwrap();
+        assert_eq!(next.handled, 1, "{next:?}");
+        handled += 1;
+    }
+    let applied = slow.0.applied();
+    assert_eq!(applied.len(), 5, "none twice: {applied:?}");
+}
