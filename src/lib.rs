@@ -168,10 +168,14 @@ pub use idempotency::{
     MemoryIdempotencyStore,
 };
 // Every public payload struct, so a new one needs no edit here.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use inbox::Tables;
 #[cfg(feature = "verify")]
 pub use inbox::{Counts, Inbox, Incoming, MemoryInbox, Processed, Record, RetryPolicy, State};
+#[cfg(feature = "postgres")]
+pub use inbox::{PostgresInbox, postgres_schema};
 #[cfg(feature = "sqlite")]
-pub use inbox::{SqliteInbox, Tables, sqlite_schema};
+pub use inbox::{SqliteInbox, sqlite_schema};
 pub use payload::*;
 #[cfg(feature = "verify")]
 pub use process::Accepted;

@@ -12,6 +12,9 @@
     reason = "a test fails by panicking"
 )]
 
+#[cfg(feature = "postgres")]
+mod common;
+
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -324,19 +327,42 @@ async fn sqlite_deliveries_survive_a_restart_between_accept_and_process() {
 /// Two workers on one inbox, with every delivery accepted twice: each is
 /// handled exactly once, on its first attempt if a batch fits in the lease.
 async fn two_workers<I: Inbox + 'static>(inbox: std::sync::Arc<I>, deliveries: usize, lease: Duration) {
+    two_workers_on([inbox.clone(), inbox], deliveries, lease).await;
+}
+
+/// [`two_workers`], each worker with its own handle on the inbox (its own
+/// connection pool, for a database).
+async fn two_workers_on<I: Inbox + 'static>(
+    inboxes: [std::sync::Arc<I>; 2],
+    deliveries: usize,
+    lease: Duration,
+) {
     let webhook = std::sync::Arc::new(webhook().with_lease(lease));
-    for i in 0..deliveries {
-        for _ in 0..2 {
-            assert_eq!(
-                accept(&webhook, &*inbox, &format!("msg_{i}"), &body("c")).await,
-                200
-            );
-        }
+    let inbox = inboxes[0].clone();
+    // Accepted by 16 concurrent requests, each delivery twice.
+    let senders: Vec<_> = (0..16)
+        .map(|sender| {
+            let (webhook, inbox) = (webhook.clone(), inbox.clone());
+            tokio::spawn(async move {
+                for i in (sender..deliveries).step_by(16) {
+                    for _ in 0..2 {
+                        assert_eq!(
+                            accept(&webhook, &*inbox, &format!("msg_{i}"), &body("c")).await,
+                            200
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.await.unwrap();
     }
     let ledger = std::sync::Arc::new(Ledger::default());
-    let workers: Vec<_> = (0..2)
-        .map(|_| {
-            let (webhook, inbox, ledger) = (webhook.clone(), inbox.clone(), ledger.clone());
+    let workers: Vec<_> = inboxes
+        .into_iter()
+        .map(|inbox| {
+            let (webhook, ledger) = (webhook.clone(), ledger.clone());
             tokio::spawn(async move {
                 let mut handled = 0;
                 loop {
@@ -424,4 +450,75 @@ async fn deliveries_whose_lease_lapsed_in_the_batch_are_left_for_later() {
     }
     let applied = slow.0.applied();
     assert_eq!(applied.len(), 5, "none twice: {applied:?}");
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_inbox() {
+    let cluster = common::postgres::Cluster::start();
+    let inbox = voyado_webhooks::PostgresInbox::connect(&cluster.url())
+        .await
+        .unwrap();
+    behaviour(inbox).await;
+    let tables = voyado_webhooks::Tables::new("shop_deliveries", "shop_claims").unwrap();
+    let renamed = voyado_webhooks::PostgresInbox::connect_with(&cluster.url(), tables)
+        .await
+        .unwrap();
+    behaviour(renamed).await;
+}
+
+/// Two workers, each with its own pool on one PostgreSQL server, and 10,000
+/// deliveries each accepted twice: each handled exactly once.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_two_workers_with_separate_pools() {
+    let cluster = common::postgres::Cluster::start();
+    let url = cluster.url();
+    let connect = || voyado_webhooks::PostgresInbox::connect(&url);
+    let (first, second) = (connect().await.unwrap(), connect().await.unwrap());
+    let inboxes = [std::sync::Arc::new(first), std::sync::Arc::new(second)];
+    two_workers_on(inboxes, 10_000, Duration::from_secs(30)).await;
+}
+
+/// The database goes away mid-run: `accept` answers 503 (Svix will retry) and
+/// `process` fails, losing nothing; once it is back, the retried deliveries are
+/// accepted and every delivery is handled once.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_outage_loses_nothing() {
+    let cluster = common::postgres::Cluster::start();
+    let inbox = voyado_webhooks::PostgresInbox::connect(&cluster.url())
+        .await
+        .unwrap();
+    let webhook = webhook();
+    let ledger = Ledger::default();
+    for i in 0..20 {
+        assert_eq!(
+            accept(&webhook, &inbox, &format!("msg_{i}"), &body("c")).await,
+            200
+        );
+    }
+    assert_eq!(webhook.process(&inbox, &ledger, 10).await.unwrap().handled, 10);
+
+    cluster.stop();
+    let mut refused = Vec::new();
+    for i in 20..30 {
+        let status = accept(&webhook, &inbox, &format!("msg_{i}"), &body("c")).await;
+        assert_eq!(status, 503, "msg_{i}");
+        refused.push(format!("msg_{i}"));
+    }
+    assert!(webhook.process(&inbox, &ledger, 10).await.is_err());
+
+    cluster.start_again();
+    // Svix retries what was refused.
+    for id in &refused {
+        assert_eq!(accept(&webhook, &inbox, id, &body("c")).await, 200, "{id}");
+    }
+    while webhook.process(&inbox, &ledger, 10).await.unwrap().handled > 0 {}
+    let mut applied: Vec<String> = ledger.applied().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(applied.len(), 30, "none twice");
+    applied.sort();
+    applied.dedup();
+    assert_eq!(applied.len(), 30);
+    assert_eq!(inbox.counts().await.unwrap().done, 30);
 }

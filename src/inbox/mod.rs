@@ -13,12 +13,20 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
 pub use memory::MemoryInbox;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresInbox, schema as postgres_schema};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use sql::Tables;
 #[cfg(feature = "sqlite")]
-pub use sqlite::{SqliteInbox, Tables, schema as sqlite_schema};
+pub use sqlite::{SqliteInbox, schema as sqlite_schema};
 
 /// Where a stored delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

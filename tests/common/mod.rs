@@ -13,6 +13,8 @@
 use std::path::{Path, PathBuf};
 
 pub mod mutate;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod strict;
 
 /// `tests/fixtures`.

@@ -1,0 +1,447 @@
+//! What the SQL inboxes share: table names, the statements in each dialect,
+//! time columns, and the `Inbox` and `IdempotencyStore` implementations
+//! (`sql_inbox!`), written once for every sqlx driver.
+
+use time::OffsetDateTime;
+
+/// The tables an inbox keeps its deliveries and its inline claims in.
+///
+/// ```
+/// use voyado_webhooks::Tables;
+///
+/// let tables = Tables::new("shop_voyado_deliveries", "shop_voyado_claims").unwrap();
+/// assert!(Tables::new("deliveries; DROP TABLE x", "claims").is_none());
+/// # let _ = tables;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tables {
+    deliveries: String,
+    claims: String,
+}
+
+impl Tables {
+    /// The two table names, each letters, digits and `_`, not starting with a
+    /// digit; `None` for any other name (names are written into the SQL).
+    pub fn new(deliveries: &str, claims: &str) -> Option<Tables> {
+        let valid = |name: &str| {
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && name.chars().next().is_some_and(|c| !c.is_ascii_digit())
+        };
+        (valid(deliveries) && valid(claims) && deliveries != claims).then(|| Tables {
+            deliveries: deliveries.to_owned(),
+            claims: claims.to_owned(),
+        })
+    }
+}
+
+/// `voyado_deliveries` and `voyado_claims`.
+impl Default for Tables {
+    fn default() -> Self {
+        Tables {
+            deliveries: "voyado_deliveries".to_owned(),
+            claims: "voyado_claims".to_owned(),
+        }
+    }
+}
+
+/// Where the SQL differs between databases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    #[cfg(feature = "sqlite")]
+    Sqlite,
+    #[cfg(feature = "postgres")]
+    Postgres,
+}
+
+impl Dialect {
+    /// Placeholder number `n` (from 1).
+    fn arg(self, n: usize) -> String {
+        // SQLite's placeholders are positional: `n` only names PostgreSQL's.
+        let _ = n;
+        match self {
+            #[cfg(feature = "sqlite")]
+            Dialect::Sqlite => "?".to_owned(),
+            #[cfg(feature = "postgres")]
+            Dialect::Postgres => format!("${n}"),
+        }
+    }
+
+    /// `count` placeholders, comma-separated.
+    fn args(self, count: usize) -> String {
+        (1..=count).map(|n| self.arg(n)).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// The schema of an inbox: what the inboxes' `connect` creates if it is
+/// missing, for running as a migration of your own instead. Times are Unix
+/// milliseconds (the Svix timestamp Unix seconds).
+pub(crate) fn schema(
+    dialect: Dialect,
+    Tables {
+        deliveries: d,
+        claims: c,
+    }: &Tables,
+) -> String {
+    let (id, body) = match dialect {
+        #[cfg(feature = "sqlite")]
+        Dialect::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB"),
+        #[cfg(feature = "postgres")]
+        Dialect::Postgres => ("BIGSERIAL PRIMARY KEY", "BYTEA"),
+    };
+    format!(
+        "CREATE TABLE IF NOT EXISTS {d} (
+    id          {id},
+    message_id  TEXT NOT NULL UNIQUE,
+    timestamp   BIGINT NOT NULL,   -- when Svix signed it, Unix seconds
+    received_at BIGINT NOT NULL,   -- Unix milliseconds
+    body        {body} NOT NULL,   -- the raw body, as signed
+    state       TEXT NOT NULL,     -- pending, processing, done, failed, dead
+    attempts    BIGINT NOT NULL,
+    last_error  TEXT,
+    due_at      BIGINT NOT NULL    -- Unix milliseconds: next attempt, or lease end
+);
+CREATE INDEX IF NOT EXISTS {d}_due ON {d} (state, due_at);
+CREATE TABLE IF NOT EXISTS {c} (
+    message_id  TEXT PRIMARY KEY,
+    done        BOOLEAN NOT NULL,
+    lease_until BIGINT NOT NULL    -- Unix milliseconds: lease end, or when done
+);
+"
+    )
+}
+
+/// Every statement, with the table names written in once.
+#[derive(Debug, Clone)]
+pub(crate) struct Statements {
+    pub(crate) schema: String,
+    pub(crate) store: String,
+    pub(crate) claim_due: String,
+    pub(crate) mark_done: String,
+    pub(crate) mark_failed: String,
+    pub(crate) get: String,
+    pub(crate) list: String,
+    pub(crate) replay: String,
+    pub(crate) counts: String,
+    pub(crate) purge_deliveries: String,
+    pub(crate) purge_claims: String,
+    pub(crate) claim: String,
+    pub(crate) claim_state: String,
+    pub(crate) complete: String,
+    pub(crate) release: String,
+}
+
+const COLUMNS: &str = "id, message_id, timestamp, received_at, body, state, attempts, last_error, due_at";
+
+impl Statements {
+    pub(crate) fn new(dialect: Dialect, tables: &Tables) -> Self {
+        let Tables {
+            deliveries: d,
+            claims: c,
+        } = tables;
+        let a = |n| dialect.arg(n);
+        // PostgreSQL lets concurrent workers claim different rows; SQLite has one
+        // writer at a time, so its statement is exclusive anyway.
+        let skip_locked = match dialect {
+            #[cfg(feature = "sqlite")]
+            Dialect::Sqlite => "",
+            #[cfg(feature = "postgres")]
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+        };
+        Statements {
+            schema: schema(dialect, tables),
+            store: format!(
+                "INSERT INTO {d} (message_id, timestamp, received_at, body, state, attempts, last_error, due_at) \
+                 VALUES ({}, 0, {}, {}) ON CONFLICT (message_id) DO NOTHING",
+                dialect.args(5),
+                a(6),
+                a(7)
+            ),
+            claim_due: format!(
+                "UPDATE {d} SET state = 'processing', attempts = attempts + 1, due_at = {} WHERE id IN \
+                 (SELECT id FROM {d} WHERE state IN ('pending', 'failed', 'processing') AND due_at <= {} \
+                 ORDER BY id LIMIT {}{skip_locked}) RETURNING {COLUMNS}",
+                a(1),
+                a(2),
+                a(3)
+            ),
+            mark_done: format!(
+                "UPDATE {d} SET state = 'done', last_error = NULL \
+                 WHERE message_id = {} AND state = 'processing' AND attempts = {}",
+                a(1),
+                a(2)
+            ),
+            mark_failed: format!(
+                "UPDATE {d} SET state = {}, last_error = {}, due_at = {} \
+                 WHERE message_id = {} AND state = 'processing' AND attempts = {}",
+                a(1),
+                a(2),
+                a(3),
+                a(4),
+                a(5)
+            ),
+            get: format!("SELECT {COLUMNS} FROM {d} WHERE message_id = {}", a(1)),
+            list: format!(
+                "SELECT {COLUMNS} FROM {d} WHERE state = {} ORDER BY id LIMIT {}",
+                a(1),
+                a(2)
+            ),
+            replay: format!(
+                "UPDATE {d} SET state = 'pending', due_at = {} \
+                 WHERE message_id = {} AND state IN ('failed', 'dead', 'done')",
+                a(1),
+                a(2)
+            ),
+            counts: format!("SELECT state, COUNT(*) AS n FROM {d} GROUP BY state"),
+            purge_deliveries: format!("DELETE FROM {d} WHERE state = 'done' AND received_at < {}", a(1)),
+            purge_claims: format!("DELETE FROM {c} WHERE done AND lease_until < {}", a(1)),
+            claim: format!(
+                "INSERT INTO {c} (message_id, done, lease_until) VALUES ({}, FALSE, {}) \
+                 ON CONFLICT (message_id) DO UPDATE SET lease_until = excluded.lease_until \
+                 WHERE NOT {c}.done AND {c}.lease_until <= {} RETURNING done",
+                a(1),
+                a(2),
+                a(3)
+            ),
+            claim_state: format!("SELECT done FROM {c} WHERE message_id = {}", a(1)),
+            complete: format!(
+                "UPDATE {c} SET done = TRUE, lease_until = {} WHERE message_id = {}",
+                a(1),
+                a(2)
+            ),
+            release: format!("DELETE FROM {c} WHERE message_id = {} AND NOT done", a(1)),
+        }
+    }
+}
+
+pub(crate) fn millis(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn from_millis(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms).saturating_mul(1_000_000))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+pub(crate) fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Implements `Inbox` and `IdempotencyStore` for `$inbox` (with fields `pool`
+/// and `sql: Statements`) on the sqlx row type `$row`.
+macro_rules! sql_inbox {
+    ($inbox:ty, $row:ty) => {
+        fn record(row: &$row) -> Result<$crate::inbox::Record, sqlx::Error> {
+            use sqlx::Row as _;
+            let state: String = row.try_get("state")?;
+            Ok($crate::inbox::Record {
+                message_id: row.try_get("message_id")?,
+                timestamp: time::OffsetDateTime::from_unix_timestamp(row.try_get("timestamp")?)
+                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+                received_at: $crate::inbox::sql::from_millis(row.try_get("received_at")?),
+                body: row.try_get("body")?,
+                state: $crate::inbox::State::from_name(&state)
+                    .ok_or_else(|| sqlx::Error::Decode(format!("state {state:?}").into()))?,
+                attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
+                last_error: row.try_get("last_error")?,
+                due_at: $crate::inbox::sql::from_millis(row.try_get("due_at")?),
+            })
+        }
+
+        impl $crate::inbox::Inbox for $inbox {
+            type Error = sqlx::Error;
+
+            async fn store(&self, delivery: &$crate::inbox::Incoming<'_>) -> Result<bool, sqlx::Error> {
+                use $crate::inbox::sql::millis;
+                let state = match delivery.error {
+                    Some(_) => $crate::inbox::State::Failed,
+                    None => $crate::inbox::State::Pending,
+                };
+                let done = sqlx::query(&self.sql.store)
+                    .bind(delivery.message_id)
+                    .bind(delivery.timestamp.unix_timestamp())
+                    .bind(millis(delivery.received_at))
+                    .bind(delivery.body)
+                    .bind(state.as_str())
+                    .bind(delivery.error.as_deref())
+                    .bind(millis(delivery.received_at))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn claim_due(
+                &self,
+                n: usize,
+                lease: std::time::Duration,
+                now: time::OffsetDateTime,
+            ) -> Result<Vec<$crate::inbox::Record>, sqlx::Error> {
+                use sqlx::Row as _;
+                use $crate::inbox::sql::{limit, millis};
+                let rows = sqlx::query(&self.sql.claim_due)
+                    .bind(millis($crate::inbox::later(now, lease)))
+                    .bind(millis(now))
+                    .bind(limit(n))
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut claimed: Vec<(i64, $crate::inbox::Record)> = rows
+                    .iter()
+                    .map(|row| Ok((row.try_get("id")?, record(row)?)))
+                    .collect::<Result<_, sqlx::Error>>()?;
+                claimed.sort_by_key(|(id, _)| *id);
+                Ok(claimed.into_iter().map(|(_, record)| record).collect())
+            }
+
+            async fn mark_done(&self, message_id: &str, attempt: u32) -> Result<(), sqlx::Error> {
+                sqlx::query(&self.sql.mark_done)
+                    .bind(message_id)
+                    .bind(i64::from(attempt))
+                    .execute(&self.pool)
+                    .await
+                    .map(|_| ())
+            }
+
+            async fn mark_failed(
+                &self,
+                message_id: &str,
+                attempt: u32,
+                error: &str,
+                retry_at: Option<time::OffsetDateTime>,
+            ) -> Result<(), sqlx::Error> {
+                use $crate::inbox::sql::millis;
+                let (state, due) = match retry_at {
+                    Some(at) => ($crate::inbox::State::Failed, millis(at)),
+                    None => (
+                        $crate::inbox::State::Dead,
+                        millis(time::OffsetDateTime::now_utc()),
+                    ),
+                };
+                sqlx::query(&self.sql.mark_failed)
+                    .bind(state.as_str())
+                    .bind(error)
+                    .bind(due)
+                    .bind(message_id)
+                    .bind(i64::from(attempt))
+                    .execute(&self.pool)
+                    .await
+                    .map(|_| ())
+            }
+
+            async fn get(&self, message_id: &str) -> Result<Option<$crate::inbox::Record>, sqlx::Error> {
+                let row = sqlx::query(&self.sql.get)
+                    .bind(message_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(record).transpose()
+            }
+
+            async fn list(
+                &self,
+                state: $crate::inbox::State,
+                n: usize,
+            ) -> Result<Vec<$crate::inbox::Record>, sqlx::Error> {
+                let rows = sqlx::query(&self.sql.list)
+                    .bind(state.as_str())
+                    .bind($crate::inbox::sql::limit(n))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(record).collect()
+            }
+
+            async fn replay(&self, message_id: &str, now: time::OffsetDateTime) -> Result<bool, sqlx::Error> {
+                let done = sqlx::query(&self.sql.replay)
+                    .bind($crate::inbox::sql::millis(now))
+                    .bind(message_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn counts(&self) -> Result<$crate::inbox::Counts, sqlx::Error> {
+                use sqlx::Row as _;
+                use $crate::inbox::State;
+                let mut counts = $crate::inbox::Counts::default();
+                for row in sqlx::query(&self.sql.counts).fetch_all(&self.pool).await? {
+                    let n = u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0);
+                    match State::from_name(row.try_get("state")?) {
+                        Some(State::Pending) => counts.pending = n,
+                        Some(State::Processing) => counts.processing = n,
+                        Some(State::Done) => counts.done = n,
+                        Some(State::Failed) => counts.failed = n,
+                        Some(State::Dead) => counts.dead = n,
+                        None => {}
+                    }
+                }
+                Ok(counts)
+            }
+
+            async fn purge_done(&self, before: time::OffsetDateTime) -> Result<u64, sqlx::Error> {
+                use $crate::inbox::sql::millis;
+                let purged = sqlx::query(&self.sql.purge_deliveries)
+                    .bind(millis(before))
+                    .execute(&self.pool)
+                    .await?;
+                sqlx::query(&self.sql.purge_claims)
+                    .bind(millis(before))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(purged.rows_affected())
+            }
+        }
+
+        /// Claims for inline handling ([`Webhook::handle`](crate::Webhook::handle)),
+        /// in the claims table: one statement each, so they hold across
+        /// processes sharing the database.
+        impl $crate::idempotency::IdempotencyStore for $inbox {
+            type Error = sqlx::Error;
+
+            async fn claim(
+                &self,
+                key: &str,
+                lease: std::time::Duration,
+            ) -> Result<$crate::idempotency::Claim, sqlx::Error> {
+                use sqlx::Row as _;
+                use $crate::idempotency::Claim;
+                use $crate::inbox::sql::millis;
+                let now = time::OffsetDateTime::now_utc();
+                let taken = sqlx::query(&self.sql.claim)
+                    .bind(key)
+                    .bind(millis($crate::inbox::later(now, lease)))
+                    .bind(millis(now))
+                    .fetch_optional(&self.pool)
+                    .await?;
+                if taken.is_some() {
+                    return Ok(Claim::New);
+                }
+                let done: Option<bool> = sqlx::query(&self.sql.claim_state)
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|row| row.try_get("done"))
+                    .transpose()?;
+                Ok(match done {
+                    Some(true) => Claim::Done,
+                    // Held, or released between the two statements: ask again later.
+                    Some(false) | None => Claim::InProgress,
+                })
+            }
+
+            async fn complete(&self, key: &str) -> Result<(), sqlx::Error> {
+                sqlx::query(&self.sql.complete)
+                    .bind($crate::inbox::sql::millis(time::OffsetDateTime::now_utc()))
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await
+                    .map(|_| ())
+            }
+
+            async fn release(&self, key: &str) -> Result<(), sqlx::Error> {
+                sqlx::query(&self.sql.release)
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await
+                    .map(|_| ())
+            }
+        }
+    };
+}
+pub(crate) use sql_inbox;
