@@ -1,17 +1,19 @@
 //! A Voyado Engage webhook receiver with axum, ready to copy into a backend.
 //!
 //! ```text
-//! VOYADO_WEBHOOK_SECRET=whsec_... cargo run --example axum_receiver --features http
-//! # with payload encryption switched on in Engage:
-//! VOYADO_WEBHOOK_SECRET=whsec_... VOYADO_WEBHOOK_ENCRYPTION_KEY=... \
-//!   cargo run --example axum_receiver --features http,decrypt
+//! VOYADO_WEBHOOK_SECRET=whsec_... cargo run --example axum_receiver --features http,sqlite,postgres
+//! # on PostgreSQL instead of the SQLite file voyado-example.db:
+//! DATABASE_URL=postgres://user:password@localhost/shop VOYADO_WEBHOOK_SECRET=whsec_... \
+//!   cargo run --example axum_receiver --features http,sqlite,postgres
 //! ```
 //!
-//! `POST /webhooks/voyado` verifies the Svix signature over the raw body, parses
-//! the event, skips retries it has already handled, dispatches to an
-//! `AsyncEventHandler` and answers with the status Svix should see. It listens on
-//! `VOYADO_WEBHOOK_ADDR` (default `127.0.0.1:3000`) and prints a `curl` command
-//! that sends a correctly signed sample event.
+//! `POST /webhooks/voyado` verifies the Svix signature over the raw body and
+//! stores the delivery in a durable inbox, answering 200 only once it is
+//! committed; a task beside the server processes what is stored, retrying what
+//! fails. The example handler keeps points, balances, vouchers and consents in
+//! the same database. It listens on `VOYADO_WEBHOOK_ADDR` (default
+//! `127.0.0.1:3000`) and prints a `curl` command that sends a correctly signed
+//! sample event.
 
 use std::error::Error;
 use std::sync::Arc;
@@ -21,48 +23,50 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use voyado_webhooks::{AsyncEventHandler, MemoryIdempotencyStore};
+use voyado_webhooks::Inbox;
 
 pub mod support;
-pub use support::Receiver;
-use support::{PATH, PrintHandler, listen_addr, sample_curl, webhook_from_env};
+use support::{Database, Endpoint, PATH, Shop, listen_addr, process_forever, sample_curl, webhook_from_env};
 
 /// The router serving `POST /webhooks/voyado`.
-pub fn router<H>(receiver: Arc<Receiver<H>>) -> Router
-where
-    H: AsyncEventHandler + 'static,
-    H::Error: Into<Box<dyn Error + Send + Sync>>,
-{
-    Router::new().route(PATH, post(receive::<H>)).with_state(receiver)
+pub fn router<I: Inbox + 'static>(endpoint: Arc<Endpoint<I>>) -> Router {
+    Router::new().route(PATH, post(receive::<I>)).with_state(endpoint)
 }
 
 /// The endpoint. It takes the body as raw bytes: the signature is over those
 /// bytes, and re-serialized JSON would never match.
-async fn receive<H>(State(receiver): State<Arc<Receiver<H>>>, headers: HeaderMap, body: Bytes) -> StatusCode
-where
-    H: AsyncEventHandler + 'static,
-    H::Error: Into<Box<dyn Error + Send + Sync>>,
-{
-    let status = receiver.respond(&headers, &body).await;
+async fn receive<I: Inbox + 'static>(
+    State(endpoint): State<Arc<Endpoint<I>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let status = endpoint.respond(&headers, &body).await;
     StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+/// Serves the endpoint on `inbox`, with a worker processing it.
+async fn serve<I: Inbox + 'static>(inbox: I, shop: Shop) -> Result<(), Box<dyn Error>> {
     let webhook = webhook_from_env()?;
-    let listener = tokio::net::TcpListener::bind(listen_addr()).await?;
-    let addr = listener.local_addr()?.to_string();
-    println!("{}", sample_curl(&webhook, &addr));
+    let inbox = Arc::new(inbox);
+    tokio::spawn(process_forever(webhook.clone(), inbox.clone(), shop));
 
-    let receiver = Arc::new(Receiver {
-        webhook,
-        store: MemoryIdempotencyStore::new(),
-        handler: PrintHandler,
-    });
-    axum::serve(listener, router(receiver))
+    let listener = tokio::net::TcpListener::bind(listen_addr()).await?;
+    println!("{}", sample_curl(&webhook, &listener.local_addr()?.to_string()));
+    let endpoint = Arc::new(Endpoint { webhook, inbox });
+    axum::serve(listener, router(endpoint))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
     Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    let database = support::database_from_env().await?;
+    let shop = Shop::for_database(&database);
+    match database {
+        Database::Sqlite(inbox) => serve(inbox, shop).await,
+        Database::Postgres(inbox) => serve(inbox, shop).await,
+    }
 }

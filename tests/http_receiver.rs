@@ -1,6 +1,7 @@
-//! The axum receiver example, served on a free loopback port and sent real HTTP
-//! requests: every fixture, forged and stale signatures, a replayed duplicate,
-//! an unreadable body and a failing handler.
+//! Handling inline (`Webhook::handle`) behind axum, served on a free loopback
+//! port and sent real HTTP requests: every fixture, forged and stale signatures,
+//! a replayed duplicate, an unreadable body and a failing handler. (The receiver
+//! examples use the inbox instead: `tests/http_inbox.rs`.)
 
 #![allow(
     clippy::unwrap_used,
@@ -12,20 +13,49 @@
 
 mod common;
 
-#[allow(dead_code, reason = "the example's main and print handler are not used here")]
-#[path = "../examples/axum_receiver.rs"]
-mod axum_receiver;
-
 use std::sync::{Arc, Mutex};
 
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use voyado_webhooks::{
     AsyncEventHandler, Context, Envelope, EventType, MemoryIdempotencyStore, PointBalanceUpdated, Webhook,
 };
 
-use axum_receiver::router;
-use axum_receiver::support::{DEVELOPMENT_SECRET, PATH, Receiver};
+const PATH: &str = "/webhooks/voyado";
+const DEVELOPMENT_SECRET: &str = "whsec_dm95YWRvLXdlYmhvb2tzIGxvY2FsIGRldmVsb3BtZW50IG9ubHk=";
+
+/// An inline endpoint: the signing secret, the claims, and the handler.
+struct Receiver<H> {
+    webhook: Webhook,
+    store: MemoryIdempotencyStore,
+    handler: H,
+}
+
+fn router(receiver: Arc<Receiver<Recorder>>) -> Router {
+    Router::new().route(PATH, post(receive)).with_state(receiver)
+}
+
+async fn receive(
+    State(receiver): State<Arc<Receiver<Recorder>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let Receiver {
+        webhook,
+        store,
+        handler,
+    } = &*receiver;
+    let status = match webhook.handle(&headers, &body, store, handler).await {
+        Ok(handled) => handled.status_code(),
+        Err(error) => error.status_code(),
+    };
+    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
 
 /// Records every event it gets, and fails for the contact `fail-me`.
 #[derive(Default)]

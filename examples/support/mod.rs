@@ -1,11 +1,17 @@
-//! What the receiver examples share: the endpoint path, the development secret,
-//! an example handler, and a signed sample request to try them with.
+//! What the receiver examples share: the endpoint, the database (SQLite by
+//! default, PostgreSQL with `DATABASE_URL=postgres://…`), the worker that
+//! processes what the endpoint stored, an example handler that keeps a small
+//! schema of its own, and a signed sample request to try them with.
 
 use std::error::Error;
+use std::sync::Arc;
+use std::time::Duration;
 
+use sqlx::{PgPool, SqlitePool};
 use voyado_webhooks::{
-    AsyncEventHandler, ContactPreferenceChanged, Context, Envelope, EventType, HeaderSource,
-    LoyaltyAddPoints, MemoryIdempotencyStore, PointBalanceUpdated, Preference, RewardVoucherCreated, Webhook,
+    AsyncEventHandler, ContactPreferenceChanged, Context, Envelope, EventType, HeaderSource, Inbox,
+    LoyaltyAddPoints, PointBalanceUpdated, PostgresInbox, Preference, Processed, RewardVoucherCreated,
+    SqliteInbox, Webhook,
 };
 
 /// Where the endpoint is served.
@@ -15,33 +21,25 @@ pub const PATH: &str = "/webhooks/voyado";
 /// this file could sign deliveries.
 pub const DEVELOPMENT_SECRET: &str = "whsec_dm95YWRvLXdlYmhvb2tzIGxvY2FsIGRldmVsb3BtZW50IG9ubHk=";
 
-/// What the endpoint needs: the signing secret, the record of handled
-/// deliveries, and your handler.
-pub struct Receiver<H> {
+/// The database the examples keep the inbox and their own tables in, unless
+/// `DATABASE_URL` names another: a SQLite file, no setup.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://voyado-example.db";
+
+/// The endpoint: the signing secret, and the inbox it stores deliveries in.
+pub struct Endpoint<I> {
     /// The endpoint's signing secret (and decryption key, if any).
     pub webhook: Webhook,
-    /// Svix message ids already handled. With several instances, use a store
-    /// backed by your database instead (see `IdempotencyStore`).
-    pub store: MemoryIdempotencyStore,
-    /// Your event handler.
-    pub handler: H,
+    /// Where authentic deliveries are stored before they are acknowledged.
+    pub inbox: Arc<I>,
 }
 
-impl<H> Receiver<H>
-where
-    H: AsyncEventHandler,
-    H::Error: Into<Box<dyn Error + Send + Sync>>,
-{
-    /// Handles one delivery from its headers and raw body bytes (the signature is
-    /// over those bytes: re-serialized JSON would never match), and returns the
-    /// HTTP status to answer Svix with.
-    pub async fn respond(&self, headers: &impl HeaderSource, body: &[u8]) -> u16 {
-        match self
-            .webhook
-            .handle(headers, body, &self.store, &self.handler)
-            .await
-        {
-            Ok(handled) => handled.status_code(),
+impl<I: Inbox> Endpoint<I> {
+    /// Verifies and stores one delivery from its headers and raw body bytes (the
+    /// signature is over those bytes: re-serialized JSON would never match), and
+    /// returns the HTTP status to answer Svix with: 200 once it is stored.
+    pub async fn respond(&self, headers: &(impl HeaderSource + ?Sized), body: &[u8]) -> u16 {
+        match self.webhook.accept(headers, body, &*self.inbox).await {
+            Ok(accepted) => accepted.status_code(),
             Err(error) => {
                 eprintln!("webhook: {error}");
                 error.status_code()
@@ -50,12 +48,123 @@ where
     }
 }
 
-/// An example handler: replace the prints with your own writes. Returning an
-/// error answers 500, and Svix retries the delivery later.
-pub struct PrintHandler;
+/// Processes what the endpoint stored, forever: a batch at a time, pausing when
+/// nothing is due. Run it as a task beside the server; on PostgreSQL, run as
+/// many as you like, in as many processes, to share the work.
+pub async fn process_forever<I, H>(webhook: Webhook, inbox: Arc<I>, handler: H)
+where
+    I: Inbox,
+    H: AsyncEventHandler,
+    H::Error: Into<Box<dyn Error + Send + Sync>>,
+{
+    loop {
+        match webhook.process(&*inbox, &handler, 100).await {
+            Ok(processed) if processed == Processed::default() => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Ok(processed) => println!("processed: {processed:?}"),
+            Err(error) => {
+                eprintln!("processing: {error}; trying again in 5 s");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    }
+}
 
-impl AsyncEventHandler for PrintHandler {
-    type Error = std::io::Error;
+/// The database `DATABASE_URL` names.
+pub enum Database {
+    /// A SQLite file: no server, one receiver process.
+    Sqlite(SqliteInbox),
+    /// PostgreSQL: several receivers and workers.
+    Postgres(PostgresInbox),
+}
+
+/// Connects to `DATABASE_URL` (default [`DEFAULT_DATABASE_URL`]), creating the
+/// inbox's tables and [`Shop`]'s if they are missing.
+pub async fn database_from_env() -> Result<Database, Box<dyn Error>> {
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
+    let database = if url.starts_with("postgres") {
+        Database::Postgres(PostgresInbox::connect(&url).await?)
+    } else {
+        Database::Sqlite(SqliteInbox::connect(&url).await?)
+    };
+    Shop::for_database(&database).migrate().await?;
+    Ok(database)
+}
+
+/// The example handler's own tables. Every write is safe to repeat: the points
+/// ledger is keyed by the Svix message id, vouchers by their id, and balances
+/// and consents keep the newest delivery (Svix does not keep order). Amounts
+/// are kept as their exact decimal text.
+pub const SHOP_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS shop_points_ledger (
+    message_id TEXT PRIMARY KEY,
+    contact_id TEXT NOT NULL,
+    amount     TEXT NOT NULL,
+    reason     TEXT
+);
+CREATE TABLE IF NOT EXISTS shop_point_balances (
+    contact_id TEXT PRIMARY KEY,
+    balance    TEXT NOT NULL,
+    signed_at  BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS shop_vouchers (
+    voucher_id  TEXT PRIMARY KEY,
+    contact_id  TEXT NOT NULL,
+    unique_code TEXT NOT NULL,
+    amount      TEXT NOT NULL,
+    currency    TEXT
+);
+CREATE TABLE IF NOT EXISTS shop_consents (
+    contact_id TEXT NOT NULL,
+    preference TEXT NOT NULL,
+    accepts    BOOLEAN,
+    signed_at  BIGINT NOT NULL,
+    PRIMARY KEY (contact_id, preference)
+);
+";
+
+/// An example handler: keeps points, balances, vouchers and consents in the
+/// same database as the inbox. Returning an error records the attempt as failed,
+/// and the delivery is retried.
+#[derive(Clone)]
+pub enum Shop {
+    /// On the SQLite inbox's pool.
+    Sqlite(SqlitePool),
+    /// On the PostgreSQL inbox's pool.
+    Postgres(PgPool),
+}
+
+/// Runs the query `$query` on whichever pool the shop has, and gives the rows
+/// it changed (the same statements suit both: `$n` placeholders and
+/// `ON CONFLICT` are common to them). The query is written in each arm, as
+/// sqlx types it by its database.
+macro_rules! execute {
+    ($shop:expr, $query:expr) => {
+        match $shop {
+            Shop::Sqlite(pool) => $query.execute(pool).await.map(|done| done.rows_affected()),
+            Shop::Postgres(pool) => $query.execute(pool).await.map(|done| done.rows_affected()),
+        }
+    };
+}
+
+impl Shop {
+    /// The shop on a database's pool.
+    pub fn for_database(database: &Database) -> Self {
+        match database {
+            Database::Sqlite(inbox) => Shop::Sqlite(inbox.pool().clone()),
+            Database::Postgres(inbox) => Shop::Postgres(inbox.pool().clone()),
+        }
+    }
+
+    /// Creates the shop's tables if they are missing.
+    pub async fn migrate(&self) -> Result<(), sqlx::Error> {
+        execute!(self, sqlx::raw_sql(SHOP_SCHEMA)).map(|_| ())
+    }
+}
+
+impl AsyncEventHandler for Shop {
+    type Error = sqlx::Error;
 
     async fn contact_preference_changed(
         &self,
@@ -63,12 +172,21 @@ impl AsyncEventHandler for PrintHandler {
         preference: Preference,
         event: &Envelope<ContactPreferenceChanged>,
     ) -> Result<(), Self::Error> {
-        println!(
-            "{} {}: {preference} = {:?}",
-            ctx.message_id(),
-            event.payload.contact_id,
-            event.payload.accepts
-        );
+        let sql = "INSERT INTO shop_consents (contact_id, preference, accepts, signed_at) \
+                   VALUES ($1, $2, $3, $4) ON CONFLICT (contact_id, preference) DO UPDATE \
+                   SET accepts = excluded.accepts, signed_at = excluded.signed_at \
+                   WHERE shop_consents.signed_at < excluded.signed_at";
+        let (contact, accepts) = (&event.payload.contact_id, event.payload.accepts);
+        let signed_at = ctx.timestamp().unix_timestamp();
+        execute!(
+            self,
+            sqlx::query(sql)
+                .bind(contact)
+                .bind(preference.as_str())
+                .bind(accepts)
+                .bind(signed_at)
+        )?;
+        println!("{contact}: {preference} = {accepts:?}");
         Ok(())
     }
 
@@ -77,8 +195,22 @@ impl AsyncEventHandler for PrintHandler {
         ctx: &Context,
         event: &Envelope<LoyaltyAddPoints>,
     ) -> Result<(), Self::Error> {
-        let (contact, amount) = (&event.payload.contact_id, event.payload.amount);
-        println!("{} {contact}: +{amount} points", ctx.message_id());
+        let sql = "INSERT INTO shop_points_ledger (message_id, contact_id, amount, reason) \
+                   VALUES ($1, $2, $3, $4) ON CONFLICT (message_id) DO NOTHING";
+        let points = &event.payload;
+        let (amount, reason) = (points.amount.to_string(), points.reason.as_deref());
+        let added = execute!(
+            self,
+            sqlx::query(sql)
+                .bind(ctx.message_id())
+                .bind(&points.contact_id)
+                .bind(&amount)
+                .bind(reason)
+        )?;
+        // A retry of a delivery already applied inserts nothing.
+        if added == 1 {
+            println!("{}: +{} points", points.contact_id, points.amount);
+        }
         Ok(())
     }
 
@@ -87,23 +219,43 @@ impl AsyncEventHandler for PrintHandler {
         ctx: &Context,
         event: &Envelope<PointBalanceUpdated>,
     ) -> Result<(), Self::Error> {
+        let sql = "INSERT INTO shop_point_balances (contact_id, balance, signed_at) VALUES ($1, $2, $3) \
+                   ON CONFLICT (contact_id) DO UPDATE SET balance = excluded.balance, signed_at = excluded.signed_at \
+                   WHERE shop_point_balances.signed_at < excluded.signed_at";
         let (contact, balance) = (&event.payload.contact_id, event.payload.balance);
-        println!("{} {contact}: balance {balance}", ctx.message_id());
+        let signed_at = ctx.timestamp().unix_timestamp();
+        execute!(
+            self,
+            sqlx::query(sql)
+                .bind(contact)
+                .bind(balance.to_string())
+                .bind(signed_at)
+        )?;
+        println!("{contact}: balance {balance}");
         Ok(())
     }
 
     async fn reward_voucher_created(
         &self,
-        ctx: &Context,
+        _: &Context,
         event: &Envelope<RewardVoucherCreated>,
     ) -> Result<(), Self::Error> {
+        let sql = "INSERT INTO shop_vouchers (voucher_id, contact_id, unique_code, amount, currency) \
+                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT (voucher_id) DO NOTHING";
         let voucher = &event.payload;
+        let (amount, currency) = (voucher.amount.to_string(), voucher.currency.as_deref());
+        execute!(
+            self,
+            sqlx::query(sql)
+                .bind(&voucher.id)
+                .bind(&voucher.contact_id)
+                .bind(&voucher.unique_code)
+                .bind(&amount)
+                .bind(currency)
+        )?;
         println!(
-            "{} {}: voucher {} worth {}",
-            ctx.message_id(),
-            voucher.contact_id,
-            voucher.unique_code,
-            voucher.amount
+            "{}: voucher {} worth {}",
+            voucher.contact_id, voucher.unique_code, voucher.amount
         );
         Ok(())
     }

@@ -1,0 +1,176 @@
+//! The axum receiver example's endpoint on the inbox, served on a free loopback
+//! port and sent real HTTP requests, then processed by its `Shop` handler on a
+//! real SQLite file: every fixture is stored before 200 and applied once; a
+//! forgery is 401 and stored nowhere; an authentic body that does not parse, and
+//! an encrypted one without a key, are answered 200 and kept, failed, for
+//! replay.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "a test fails by panicking"
+)]
+
+mod common;
+
+#[allow(dead_code, reason = "the example's main is not used here")]
+#[path = "../examples/axum_receiver.rs"]
+mod axum_receiver;
+
+use std::sync::Arc;
+
+use sqlx::Row;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use voyado_webhooks::{Inbox, SqliteInbox, State, Webhook};
+
+use axum_receiver::router;
+use axum_receiver::support::{DEVELOPMENT_SECRET, Database, Endpoint, PATH, Shop};
+
+struct Server {
+    addr: std::net::SocketAddr,
+    inbox: Arc<SqliteInbox>,
+    shop: Shop,
+    signer: Webhook,
+}
+
+async fn start(name: &str) -> Server {
+    let path = std::env::temp_dir().join(format!("voyado-http-{name}-{}.db", std::process::id()));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let inbox = SqliteInbox::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let database = Database::Sqlite(inbox.clone());
+    let shop = Shop::for_database(&database);
+    shop.migrate().await.unwrap();
+    let inbox = Arc::new(inbox);
+    let endpoint = Arc::new(Endpoint {
+        webhook: Webhook::new(DEVELOPMENT_SECRET).unwrap(),
+        inbox: inbox.clone(),
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router(endpoint)).await.unwrap() });
+    Server {
+        addr,
+        inbox,
+        shop,
+        signer: Webhook::new(DEVELOPMENT_SECRET).unwrap(),
+    }
+}
+
+impl Server {
+    /// POSTs `body` signed (by `signer`) as message `id`; returns the status.
+    async fn deliver_signed(&self, signer: &Webhook, id: &str, body: &[u8]) -> u16 {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let mut request = format!(
+            "POST {PATH} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+             Connection: close\r\nsvix-id: {id}\r\nsvix-timestamp: {now}\r\nsvix-signature: {}\r\n\r\n",
+            self.addr,
+            body.len(),
+            signer.sign(id, now, body)
+        )
+        .into_bytes();
+        request.extend_from_slice(body);
+        let mut stream = TcpStream::connect(self.addr).await.unwrap();
+        stream.write_all(&request).await.unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        let text = String::from_utf8_lossy(&response);
+        text.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap()
+    }
+
+    async fn deliver(&self, id: &str, body: &[u8]) -> u16 {
+        self.deliver_signed(&self.signer, id, body).await
+    }
+
+    /// Processes until nothing is due.
+    async fn process(&self) -> usize {
+        let mut handled = 0;
+        loop {
+            let processed = self.signer.process(&*self.inbox, &self.shop, 100).await.unwrap();
+            if processed.handled + processed.failed + processed.dead == 0 {
+                return handled;
+            }
+            handled += processed.handled;
+        }
+    }
+
+    async fn ledger(&self) -> Vec<(String, String)> {
+        let Shop::Sqlite(pool) = &self.shop else { panic!() };
+        sqlx::query("SELECT message_id, amount FROM shop_points_ledger ORDER BY message_id")
+            .fetch_all(pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn every_fixture_is_stored_before_200_and_applied_once() {
+    let server = start("fixtures").await;
+    let names = common::fixture_names("");
+    for (i, name) in names.iter().enumerate() {
+        let body = common::fixture(name);
+        assert_eq!(server.deliver(&format!("msg_{i}"), &body).await, 200, "{name}");
+        // Svix's retry of the same message: 200, no second row.
+        assert_eq!(server.deliver(&format!("msg_{i}"), &body).await, 200, "{name}");
+    }
+    assert_eq!(server.inbox.counts().await.unwrap().pending, names.len() as u64);
+    assert_eq!(server.process().await, names.len());
+    // Every loyalty.addPoints fixture lands in the ledger once, its amount exact.
+    let ledger = server.ledger().await;
+    let points: Vec<&String> = names
+        .iter()
+        .filter(|n| n.starts_with("loyalty.addPoints"))
+        .collect();
+    assert_eq!(ledger.len(), points.len(), "{ledger:?}");
+    assert!(ledger.iter().any(|(_, amount)| amount == "100.10"), "{ledger:?}");
+    // Processed again: nothing is applied twice.
+    for id in 0..names.len() {
+        server
+            .inbox
+            .replay(&format!("msg_{id}"), time::OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+    }
+    server.process().await;
+    assert_eq!(server.ledger().await, ledger);
+}
+
+#[tokio::test]
+async fn a_forgery_is_401_and_stored_nowhere() {
+    let server = start("forged").await;
+    let other = Webhook::new("whsec_c29tZW9uZSBlbHNlJ3Mgc2VjcmV0").unwrap();
+    let body = common::fixture("loyalty.addPoints.json");
+    assert_eq!(server.deliver_signed(&other, "msg_forged", &body).await, 401);
+    assert!(server.inbox.get("msg_forged").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn an_authentic_unreadable_or_undecryptable_body_is_kept_for_replay() {
+    let server = start("kept").await;
+    let unreadable =
+        br#"{"eventType": "loyalty.addPoints", "payload": {"amount": "lots", "contactId": "c"}}"#;
+    assert_eq!(server.deliver("msg_unreadable", unreadable).await, 200);
+    let encrypted = common::fixture("encrypted/point.balance.updated.json");
+    assert_eq!(server.deliver("msg_encrypted", &encrypted).await, 200);
+    for (id, says) in [
+        ("msg_unreadable", "payload.amount"),
+        ("msg_encrypted", "no decryption key"),
+    ] {
+        let record = server.inbox.get(id).await.unwrap().unwrap();
+        assert_eq!(record.state, State::Failed);
+        assert!(record.last_error.as_deref().unwrap().contains(says), "{record:?}");
+    }
+    assert_eq!(
+        server.inbox.get("msg_encrypted").await.unwrap().unwrap().body,
+        encrypted
+    );
+}
