@@ -20,12 +20,20 @@
 //! typed events. `examples/axum_receiver.rs` and `examples/actix_receiver.rs` are
 //! complete receivers to start from.
 //!
+//! For deliveries that must survive crashes and outages, [`Webhook::accept`]
+//! stores each authentic delivery in an [`Inbox`] before answering 200, and
+//! [`Webhook::process`] handles what is stored, with retries, dead letters and
+//! replay: [`MemoryInbox`], `SqliteInbox` (feature `sqlite`) or `PostgresInbox`
+//! (feature `postgres`, for several instances).
+//!
 //! # Features
 //!
-//! - `verify` (default): [`Webhook`], the receive pipeline and the idempotency
-//!   store (`hmac`, `sha2`, `base64`, `subtle`).
+//! - `verify` (default): [`Webhook`], the receive pipelines, the idempotency
+//!   store and the memory inbox (`hmac`, `sha2`, `base64`, `subtle`).
 //! - `http`: [`HeaderSource`] for `http::HeaderMap` (http 1.x, as used by axum).
 //! - `decrypt`: `Decryptor` and `EventEnvelope::decrypt` (`aes`, `cbc`, `base64`).
+//! - `sqlite`, `postgres`: `SqliteInbox` and `PostgresInbox` (`sqlx` 0.8, on the
+//!   caller's tokio runtime).
 //!
 //! ```
 //! use voyado_webhooks::{Context, Envelope, EventEnvelope, EventHandler, LoyaltyAddPoints};
