@@ -57,9 +57,23 @@ async fn receive(
     StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-/// Records every event it gets, and fails for the contact `fail-me`.
-#[derive(Default)]
-struct Recorder(Mutex<Vec<String>>);
+/// Records every event it gets, fails for the contact `fail-me`, and for the
+/// contact `slow` notes that it started, then waits for a permit.
+struct Recorder(
+    Mutex<Vec<String>>,
+    tokio::sync::Semaphore,
+    std::sync::atomic::AtomicBool,
+);
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder(
+            Mutex::default(),
+            tokio::sync::Semaphore::new(0),
+            Default::default(),
+        )
+    }
+}
 
 impl Recorder {
     fn seen(&self) -> Vec<String> {
@@ -77,6 +91,10 @@ impl AsyncEventHandler for Recorder {
     ) -> Result<(), String> {
         if event.payload.contact_id == "fail-me" {
             return Err("the points database is down".into());
+        }
+        if event.payload.contact_id == "slow" {
+            self.2.store(true, std::sync::atomic::Ordering::SeqCst);
+            self.1.acquire().await.unwrap().forget();
         }
         self.unhandled(ctx, &event.event_type, event.id.as_deref()).await
     }
@@ -286,6 +304,37 @@ async fn a_handler_error_is_500_and_the_retry_is_handled_again() {
         200
     );
     assert_eq!(server.receiver.handler.seen().len(), 1);
+}
+
+/// Svix's retry arrives while the first attempt's handler still runs: it is
+/// answered 409 (so Svix retries later), never 200, and the delivery is handled
+/// once, by the first attempt.
+#[tokio::test]
+async fn a_retry_during_a_running_attempt_is_409_over_http() {
+    let server = Arc::new(start().await);
+    let slow = br#"{"eventType": "point.balance.updated", "id": "e-slow", "payload": {"balance": 1, "contactId": "slow"}}"#;
+    let first = {
+        let server = server.clone();
+        tokio::spawn(async move { server.deliver("msg_slow", slow).await })
+    };
+    // Wait until the first attempt's handler is running.
+    while !server
+        .receiver
+        .handler
+        .2
+        .load(std::sync::atomic::Ordering::SeqCst)
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        server.deliver("msg_slow", slow).await,
+        409,
+        "the retry during the attempt"
+    );
+    server.receiver.handler.1.add_permits(1);
+    assert_eq!(first.await.unwrap(), 200);
+    assert_eq!(server.deliver("msg_slow", slow).await, 200, "a duplicate now");
+    assert_eq!(server.receiver.handler.seen(), ["point.balance.updated e-slow"]);
 }
 
 fn encrypted_fixture() -> Vec<u8> {

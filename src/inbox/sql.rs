@@ -84,7 +84,9 @@ pub(crate) fn schema(
 ) -> String {
     let (id, body) = match dialect {
         #[cfg(feature = "sqlite")]
-        Dialect::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB"),
+        // A plain rowid: AUTOINCREMENT would cost a write to sqlite_sequence per
+        // delivery, and the id only orders deliveries.
+        Dialect::Sqlite => ("INTEGER PRIMARY KEY", "BLOB"),
         #[cfg(feature = "postgres")]
         Dialect::Postgres => ("BIGSERIAL PRIMARY KEY", "BYTEA"),
     };

@@ -1,0 +1,301 @@
+//! How fast the durable inbox takes and works off deliveries, against what the
+//! same database does without the crate, measured in the same run on loopback:
+//!
+//! - *accept*: signed deliveries accepted per second at concurrency 64, over
+//!   HTTP/1.1 keep-alive connections to axum, with `Webhook::accept` on the
+//!   inbox; *bare*: the same requests to an axum handler that does the same
+//!   single `INSERT … ON CONFLICT DO NOTHING` of the body, without verifying or
+//!   parsing. On SQLite and on PostgreSQL (a throwaway local server).
+//! - *workers*: deliveries processed per second by `Webhook::process` on
+//!   PostgreSQL, with one worker and with two.
+//!
+//! ```text
+//! cargo bench --bench accept --features http,sqlite,postgres
+//! ```
+//!
+//! Each figure is the best of three runs of `DELIVERIES` requests.
+
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "a benchmark"
+)]
+
+// The tests' throwaway server (with durability off, for ours and bare alike).
+#[path = "../tests/common/postgres.rs"]
+#[allow(dead_code, reason = "the benchmark never stops it mid-run")]
+mod postgres;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use voyado_webhooks::{
+    AsyncEventHandler, Context, Envelope, Inbox, LoyaltyAddPoints, PostgresInbox, SqliteInbox, Webhook,
+};
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const DELIVERIES: usize = 6_000;
+const CONCURRENCY: usize = 64;
+const BODY: &str = include_str!("../tests/fixtures/loyalty.addPoints.json");
+
+/// The bare baseline's one statement: the same columns the inbox writes.
+const BARE_TABLE: &str = "CREATE TABLE IF NOT EXISTS bare_deliveries (message_id TEXT PRIMARY KEY, \
+    timestamp BIGINT NOT NULL, received_at BIGINT NOT NULL, body BYTEA NOT NULL, state TEXT NOT NULL, \
+    attempts BIGINT NOT NULL, last_error TEXT, due_at BIGINT NOT NULL)";
+const BARE_INSERT: &str = "INSERT INTO bare_deliveries VALUES ($1, $2, $3, $4, 'pending', 0, NULL, $5) \
+    ON CONFLICT (message_id) DO NOTHING";
+
+/// Serves `router` on a free loopback port.
+async fn serve(router: Router) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    addr
+}
+
+fn accept_router<I: Inbox + 'static>(webhook: Webhook, inbox: Arc<I>) -> Router {
+    async fn accept<I: Inbox + 'static>(
+        State((webhook, inbox)): State<(Arc<Webhook>, Arc<I>)>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> StatusCode {
+        let status = match webhook.accept(&headers, &body, &*inbox).await {
+            Ok(accepted) => accepted.status_code(),
+            Err(error) => error.status_code(),
+        };
+        StatusCode::from_u16(status).unwrap()
+    }
+    Router::new()
+        .route("/", post(accept::<I>))
+        .with_state((Arc::new(webhook), inbox))
+}
+
+/// The same single INSERT, written by hand for each database.
+macro_rules! bare_router {
+    ($db:ty, $pool:expr) => {{
+        async fn bare(State(pool): State<sqlx::Pool<$db>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+            let id = headers
+                .get("svix-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let done = sqlx::query(BARE_INSERT)
+                .bind(id)
+                .bind(now)
+                .bind(now * 1000)
+                .bind(body.as_ref())
+                .bind(now * 1000)
+                .execute(&pool)
+                .await;
+            if done.is_ok() {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+        Router::new().route("/", post(bare)).with_state($pool)
+    }};
+}
+
+/// Sends `DELIVERIES` signed requests over `CONCURRENCY` keep-alive connections,
+/// message ids prefixed by `run`; returns requests per second. Every answer must
+/// be 200.
+async fn load(addr: std::net::SocketAddr, run: &str) -> f64 {
+    let webhook = Webhook::new(SECRET).unwrap();
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let connections: Vec<_> = (0..CONCURRENCY)
+        .map(|_| {
+            let (webhook, next, run) = (webhook.clone(), next.clone(), run.to_owned());
+            tokio::spawn(async move {
+                let mut stream = TcpStream::connect(addr).await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                let mut buffer = vec![0u8; 4096];
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= DELIVERIES {
+                        return;
+                    }
+                    let id = format!("msg_{run}_{i}");
+                    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                    let request = format!(
+                        "POST / HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n\
+                         Content-Length: {}\r\nsvix-id: {id}\r\nsvix-timestamp: {now}\r\nsvix-signature: {}\r\n\r\n{BODY}",
+                        BODY.len(),
+                        webhook.sign(&id, now, BODY.as_bytes())
+                    );
+                    stream.write_all(request.as_bytes()).await.unwrap();
+                    // Responses have no body: read to the end of the headers.
+                    let mut read = 0;
+                    while !buffer[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                        let n = stream.read(&mut buffer[read..]).await.unwrap();
+                        assert!(n > 0, "connection closed");
+                        read += n;
+                    }
+                    assert!(buffer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buffer[..read]));
+                }
+            })
+        })
+        .collect();
+    for connection in connections {
+        connection.await.unwrap();
+    }
+    DELIVERIES as f64 / start.elapsed().as_secs_f64()
+}
+
+/// The best of three load runs.
+async fn best_of_three(addr: std::net::SocketAddr, name: &str) -> f64 {
+    let mut best: f64 = 0.0;
+    for run in 0..3 {
+        best = best.max(load(addr, &format!("{name}{run}")).await);
+    }
+    best
+}
+
+struct Sink;
+
+impl AsyncEventHandler for Sink {
+    type Error = std::convert::Infallible;
+    async fn loyalty_add_points(
+        &self,
+        _: &Context,
+        event: &Envelope<LoyaltyAddPoints>,
+    ) -> Result<(), Self::Error> {
+        std::hint::black_box(event);
+        Ok(())
+    }
+}
+
+/// Deliveries processed per second by `workers` workers, each with its own pool,
+/// working off what `accept` stored.
+async fn workers(url: &str, workers: usize) -> f64 {
+    let webhook = Webhook::new(SECRET).unwrap();
+    let mut inboxes = Vec::new();
+    for _ in 0..workers {
+        inboxes.push(Arc::new(PostgresInbox::connect(url).await.unwrap()));
+    }
+    let pending = inboxes[0].counts().await.unwrap().pending as usize;
+    let start = Instant::now();
+    let tasks: Vec<_> = inboxes
+        .into_iter()
+        .map(|inbox| {
+            let webhook = webhook.clone();
+            tokio::spawn(async move {
+                let mut handled = 0;
+                loop {
+                    let processed = webhook.process(&*inbox, &Sink, 100).await.unwrap();
+                    if processed.handled == 0 {
+                        return handled;
+                    }
+                    handled += processed.handled;
+                }
+            })
+        })
+        .collect();
+    let mut handled = 0;
+    for task in tasks {
+        handled += task.await.unwrap();
+    }
+    assert_eq!(handled, pending);
+    handled as f64 / start.elapsed().as_secs_f64()
+}
+
+fn row(name: &str, value: String, target: &str) {
+    println!("| {name} | {value} | {target} |");
+}
+
+#[tokio::main]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench -- --list` and `cargo test --benches` ask this.
+    }
+    println!("\n| Measure | Measured | Target |");
+    println!("|---|---|---|");
+
+    let dir = std::env::temp_dir().join(format!("voyado-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sqlite = Arc::new(
+        SqliteInbox::connect(&format!("sqlite://{}/inbox.db", dir.display()))
+            .await
+            .unwrap(),
+    );
+    let ours = best_of_three(
+        serve(accept_router(Webhook::new(SECRET).unwrap(), sqlite.clone())).await,
+        "s",
+    )
+    .await;
+    sqlx::raw_sql(&BARE_TABLE.replace("BYTEA", "BLOB"))
+        .execute(sqlite.pool())
+        .await
+        .unwrap();
+    let bare = best_of_three(
+        serve(bare_router!(sqlx::Sqlite, sqlite.pool().clone())).await,
+        "b",
+    )
+    .await;
+    row(
+        "SQLite: accepted / s (ours, bare)",
+        format!("{ours:.0}, {bare:.0}"),
+        "(reported)",
+    );
+    row("SQLite: ours / bare", format!("{:.2}", ours / bare), "≥ 0.90");
+
+    let cluster = postgres::Cluster::start();
+    let pg = Arc::new(PostgresInbox::connect(&cluster.url()).await.unwrap());
+    let ours = best_of_three(
+        serve(accept_router(Webhook::new(SECRET).unwrap(), pg.clone())).await,
+        "s",
+    )
+    .await;
+    sqlx::raw_sql(BARE_TABLE).execute(pg.pool()).await.unwrap();
+    let bare = best_of_three(serve(bare_router!(sqlx::Postgres, pg.pool().clone())).await, "b").await;
+    row(
+        "PostgreSQL: accepted / s (ours, bare)",
+        format!("{ours:.0}, {bare:.0}"),
+        "(reported)",
+    );
+    row("PostgreSQL: ours / bare", format!("{:.2}", ours / bare), "≥ 0.90");
+
+    // The three accept runs stored 3 × DELIVERIES: half for each worker run.
+    let stored = pg.counts().await.unwrap().pending;
+    let one = {
+        // Process half with one worker: claim what the other run will not.
+        let half = (stored / 2) as usize;
+        let webhook = Webhook::new(SECRET).unwrap();
+        let start = Instant::now();
+        let mut handled = 0;
+        while handled < half {
+            handled += webhook
+                .process(&*pg, &Sink, 100.min(half - handled))
+                .await
+                .unwrap()
+                .handled;
+        }
+        handled as f64 / start.elapsed().as_secs_f64()
+    };
+    let two = workers(&cluster.url(), 2).await;
+    row(
+        "PostgreSQL: processed / s, one worker",
+        format!("{one:.0}"),
+        "(reported)",
+    );
+    row(
+        "PostgreSQL: processed / s, two workers",
+        format!("{two:.0}"),
+        "(reported)",
+    );
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+}
