@@ -59,29 +59,6 @@ impl PostgresInbox {
         inbox.migrate().await?;
         Ok(inbox)
     }
-
-    /// An inbox on a pool of your own, whose tables exist (see
-    /// [`migrate`](Self::migrate) and [`schema`]).
-    pub fn from_pool(pool: PgPool, tables: &Tables) -> Self {
-        PostgresInbox {
-            sql: Statements::new(Dialect::Postgres, tables),
-            pool,
-        }
-    }
-
-    /// Creates the tables if they are missing. Several instances starting at
-    /// once may race on it; run it (or [`schema`]) once, as a migration, if so.
-    pub async fn migrate(&self) -> Result<(), sqlx::Error> {
-        sqlx::raw_sql(&self.sql.schema)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-    }
-
-    /// The connection pool.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
 }
 
-sql_inbox!(PostgresInbox, sqlx::postgres::PgRow);
+sql_inbox!(PostgresInbox, PgPool, sqlx::postgres::PgRow, Dialect::Postgres);

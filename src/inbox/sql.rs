@@ -228,10 +228,35 @@ pub(crate) fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Implements `Inbox` and `IdempotencyStore` for `$inbox` (with fields `pool`
-/// and `sql: Statements`) on the sqlx row type `$row`.
+/// Implements `Inbox` and `IdempotencyStore` for `$inbox` (with fields `pool:
+/// $pool` and `sql: Statements`) on the sqlx row type `$row`, and its
+/// `from_pool`, `migrate` and `pool`.
 macro_rules! sql_inbox {
-    ($inbox:ty, $row:ty) => {
+    ($inbox:ident, $pool:ty, $row:ty, $dialect:expr) => {
+        impl $inbox {
+            /// An inbox on a pool of your own, whose tables exist (see
+            /// [`migrate`](Self::migrate) and the schema function beside it).
+            pub fn from_pool(pool: $pool, tables: &$crate::inbox::sql::Tables) -> Self {
+                $inbox {
+                    sql: $crate::inbox::sql::Statements::new($dialect, tables),
+                    pool,
+                }
+            }
+
+            /// Creates the tables if they are missing.
+            pub async fn migrate(&self) -> Result<(), sqlx::Error> {
+                sqlx::raw_sql(&self.sql.schema)
+                    .execute(&self.pool)
+                    .await
+                    .map(|_| ())
+            }
+
+            /// The connection pool.
+            pub fn pool(&self) -> &$pool {
+                &self.pool
+            }
+        }
+
         fn record(row: &$row) -> Result<$crate::inbox::Record, sqlx::Error> {
             use sqlx::Row as _;
             let state: String = row.try_get("state")?;

@@ -67,28 +67,6 @@ impl SqliteInbox {
         inbox.migrate().await?;
         Ok(inbox)
     }
-
-    /// An inbox on a pool of your own, whose tables exist (see
-    /// [`migrate`](Self::migrate) and [`schema`]).
-    pub fn from_pool(pool: SqlitePool, tables: &Tables) -> Self {
-        SqliteInbox {
-            sql: Statements::new(Dialect::Sqlite, tables),
-            pool,
-        }
-    }
-
-    /// Creates the tables if they are missing.
-    pub async fn migrate(&self) -> Result<(), sqlx::Error> {
-        sqlx::raw_sql(&self.sql.schema)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-    }
-
-    /// The connection pool.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
 }
 
-sql_inbox!(SqliteInbox, sqlx::sqlite::SqliteRow);
+sql_inbox!(SqliteInbox, SqlitePool, sqlx::sqlite::SqliteRow, Dialect::Sqlite);
