@@ -150,10 +150,10 @@ mod decrypt;
 mod event;
 
 #[cfg(feature = "verify")]
-mod verify;
+mod inbox;
 
 #[cfg(feature = "verify")]
-mod inbox;
+mod verify;
 
 #[cfg(feature = "verify")]
 mod receive;
