@@ -115,6 +115,8 @@
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// On docs.rs (nightly), mark each item with the features it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // A public type that cannot be named from outside is one left out of the
 // re-exports below.
 #![deny(unnameable_types)]

@@ -389,15 +389,17 @@ fn parse_unix_seconds(text: &str) -> Result<(i64, OffsetDateTime), VerifyError> 
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid());
     }
-    // Past 18 significant digits a timestamp is far outside the years `time`
-    // takes (0000 to 9999), and below that the sum cannot overflow. (Unlike
-    // `read::number::parse_integer`, leading zeros do not count: an integer field has
-    // `Decimal` to fall back on, a timestamp header does not.)
-    let significant = digits.trim_start_matches('0');
-    if significant.len() > 18 {
+    // Only the canonical form: other Svix libraries read `0123` and `-0`
+    // differently (or refuse them), and the signature covers the text as sent.
+    if (digits.len() > 1 && digits.starts_with('0')) || (negative && digits == "0") {
         return Err(invalid());
     }
-    let magnitude = significant.bytes().fold(0i64, |value, b| {
+    // Past 18 digits a timestamp is far outside the years `time` takes (0000 to
+    // 9999), and below that the sum cannot overflow.
+    if digits.len() > 18 {
+        return Err(invalid());
+    }
+    let magnitude = digits.bytes().fold(0i64, |value, b| {
         value
             .wrapping_mul(10)
             .wrapping_add(i64::from(b.wrapping_sub(b'0')))
@@ -685,6 +687,11 @@ mod tests {
             "-",
             "9223372036854775807",
             "١٦١٤",
+            // Leading zeros and a negative zero: not the canonical form.
+            "01614265330",
+            "00",
+            "-0",
+            "-01",
         ] {
             let headers = [
                 ("svix-id", ID),
