@@ -13,6 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cbc::cipher::block_padding::Pkcs7;
 use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
+use zeroize::Zeroizing;
 
 use crate::error::ParseError;
 use crate::lenient_base64::LENIENT_BASE64;
@@ -84,7 +85,8 @@ pub enum DecryptError {
 /// ```
 #[derive(Clone)]
 pub struct Decryptor {
-    key: [u8; KEY_LEN],
+    /// Wiped when dropped, as are the ciphers made from it.
+    key: Zeroizing<[u8; KEY_LEN]>,
 }
 
 impl Decryptor {
@@ -95,14 +97,17 @@ impl Decryptor {
         if !key.is_ascii() {
             return Err(KeyError::NotAscii);
         }
-        let bytes =
-            <[u8; KEY_LEN]>::try_from(key.as_bytes()).map_err(|_| KeyError::WrongLength(key.len()))?;
+        let bytes = Zeroizing::new(
+            <[u8; KEY_LEN]>::try_from(key.as_bytes()).map_err(|_| KeyError::WrongLength(key.len()))?,
+        );
         Ok(Decryptor::from_bytes(&bytes))
     }
 
     /// A decryptor from the raw 256-bit key.
     pub fn from_bytes(key: &[u8; KEY_LEN]) -> Decryptor {
-        Decryptor { key: *key }
+        Decryptor {
+            key: Zeroizing::new(*key),
+        }
     }
 
     /// Decrypts an encrypted payload (a JSON string) into the JSON it holds.
@@ -134,7 +139,7 @@ impl Decryptor {
         if ciphertext.len() % BLOCK_LEN != 0 {
             return Err(DecryptError::NotBlockAligned(ciphertext.len()));
         }
-        let cipher = cbc::Decryptor::<Aes256>::new_from_slices(&self.key, iv)
+        let cipher = cbc::Decryptor::<Aes256>::new_from_slices(&*self.key, iv)
             .map_err(|_| DecryptError::TooShort(bytes.len()))?;
         let plain = cipher
             .decrypt_padded_vec_mut::<Pkcs7>(ciphertext)
@@ -147,7 +152,7 @@ impl Decryptor {
     /// string an encrypted delivery carries (URL-safe base64 without padding).
     /// For building test deliveries: real IVs must be random and never reused.
     pub fn encrypt_payload(&self, payload: &RawPayload, iv: &[u8; BLOCK_LEN]) -> RawPayload {
-        let cipher = cbc::Encryptor::<Aes256>::new(&self.key.into(), &(*iv).into());
+        let cipher = cbc::Encryptor::<Aes256>::new(&(*self.key).into(), &(*iv).into());
         let mut bytes = iv.to_vec();
         bytes.extend(cipher.encrypt_padded_vec_mut::<Pkcs7>(payload.get().as_bytes()));
         // Base64 in quotes is always a valid JSON string, so the fallback is never taken.
@@ -199,6 +204,21 @@ mod tests {
     }
 
     #[test]
+    fn the_key_and_the_ciphers_made_from_it_are_wiped_on_drop() {
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+        wiped_on_drop(&decryptor().key);
+        let iv = [0u8; BLOCK_LEN];
+        wiped_on_drop(&cbc::Decryptor::<Aes256>::new(
+            &(*decryptor().key).into(),
+            &iv.into(),
+        ));
+        wiped_on_drop(&cbc::Encryptor::<Aes256>::new(
+            &(*decryptor().key).into(),
+            &iv.into(),
+        ));
+    }
+
+    #[test]
     fn debug_never_shows_the_key() {
         let debug = format!("{:?}", decryptor());
         assert_eq!(debug, r#"Decryptor { key: "<redacted>" }"#);
@@ -222,7 +242,7 @@ mod tests {
     fn every_error_is_distinguished() {
         let decrypt = |json: &str| decryptor().decrypt_payload(&raw(json)).unwrap_err();
         let encrypt = |plain: &[u8]| {
-            let cipher = cbc::Encryptor::<Aes256>::new(&decryptor().key.into(), &[0u8; 16].into());
+            let cipher = cbc::Encryptor::<Aes256>::new(&(*decryptor().key).into(), &[0u8; 16].into());
             let mut bytes = vec![0u8; 16];
             bytes.extend(cipher.encrypt_padded_vec_mut::<Pkcs7>(plain));
             serde_json::to_string(&URL_SAFE_NO_PAD.encode(bytes)).unwrap()

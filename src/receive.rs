@@ -15,7 +15,16 @@
 //! | handler failed ([`ReceiveError::Handler`]) | 500 | a passing fault: the claim is released and the retry may succeed |
 //! | the store failed ([`ReceiveError::Store`]) | 503 | the database is down: nothing was handled, and the retry gets through |
 //! | encrypted, and the webhook has no decryptor ([`ReceiveError::NoDecryptor`]) | 503 | deploy the key: the retries get through |
-//! | encrypted, and decryption failed (`ReceiveError::Decrypt`) | 500, or 400 if the decrypted payload does not parse | most likely the wrong key |
+//! | encrypted, and decryption failed (`ReceiveError::Decrypt`) | 500, whatever the cause | most likely the wrong key; see below |
+//!
+//! Every decryption failure answers the same 500, whether the padding was bad,
+//! the plaintext was not UTF-8 or JSON, or the decrypted payload did not parse.
+//! The body is authenticated before it is decrypted, so only a holder of the
+//! signing secret reaches decryption at all; but end-to-end encryption is
+//! meant to keep out even those who relay deliveries, Svix included, and
+//! Svix holds the signing secret. An answer that told a bad padding from a bad
+//! payload would be a padding oracle for them. The cause is in the error, for
+//! your logs; do not send it back.
 
 use std::error::Error;
 use std::future::Future;
@@ -104,8 +113,9 @@ impl ReceiveError {
 
     /// The HTTP status to answer with (see the table in the module docs):
     /// 401 for verification failures, 400 for unreadable bodies, 409 while
-    /// another attempt runs, 500 for handler and decryption failures, 503 for a
-    /// store failure or an encrypted delivery without a key.
+    /// another attempt runs, 500 for handler and decryption failures (every
+    /// decryption failure alike), 503 for a store failure or an encrypted
+    /// delivery without a key.
     pub fn status_code(&self) -> u16 {
         match self {
             ReceiveError::Verify(_) => 401,
@@ -113,8 +123,7 @@ impl ReceiveError {
             ReceiveError::InProgress => 409,
             ReceiveError::Handler(_) => 500,
             ReceiveError::Store(_) | ReceiveError::NoDecryptor => 503,
-            #[cfg(feature = "decrypt")]
-            ReceiveError::Decrypt(crate::decrypt::DecryptError::Parse(_)) => 400,
+            // One status whatever the cause (see the module docs).
             #[cfg(feature = "decrypt")]
             ReceiveError::Decrypt(_) => 500,
         }

@@ -11,10 +11,12 @@ use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use time::{Duration, OffsetDateTime};
+use zeroize::Zeroizing;
 
 use crate::headers::HeaderSource;
 use crate::idempotency::DEFAULT_LEASE;
@@ -135,8 +137,10 @@ pub struct VerifiedHeaders<'h> {
 /// `src/receive.rs` and `src/process.rs`.
 #[derive(Clone)]
 pub struct Webhook {
-    /// HMAC state keyed with the secret, cloned for each message.
-    keyed: HmacSha256,
+    /// The secret that signs, and verifies.
+    key: Key,
+    /// Secrets that verify too, while the secret is rotated.
+    others: Vec<Key>,
     tolerance: Duration,
     /// How long [`handle`](Self::handle) and `process` claim a delivery for.
     pub(crate) lease: std::time::Duration,
@@ -151,32 +155,53 @@ impl Webhook {
     /// `whsec_` followed by base64, or the base64 alone. Surrounding whitespace
     /// is ignored.
     pub fn new(secret: &str) -> Result<Webhook, SecretError> {
-        let secret = secret.trim();
-        let encoded = secret.strip_prefix(SECRET_PREFIX).unwrap_or(secret);
-        if encoded.is_empty() {
-            return Err(SecretError::Empty);
-        }
-        let key = LENIENT_BASE64
-            .decode(encoded)
-            .map_err(|_| SecretError::NotBase64)?;
-        Webhook::from_bytes(&key)
+        Ok(Webhook::with_key(Key::from_secret(secret)?))
     }
 
     /// A webhook from the raw key bytes (the base64-decoded secret).
     pub fn from_bytes(key: &[u8]) -> Result<Webhook, SecretError> {
-        if key.is_empty() {
-            return Err(SecretError::Empty);
-        }
-        // HMAC takes keys of any length: this error cannot happen.
-        let keyed = <HmacSha256 as Mac>::new_from_slice(key).map_err(|_| SecretError::Empty)?;
-        Ok(Webhook {
-            keyed,
+        Ok(Webhook::with_key(Key::new(key)?))
+    }
+
+    fn with_key(key: Key) -> Webhook {
+        Webhook {
+            key,
+            others: Vec::new(),
             tolerance: DEFAULT_TOLERANCE,
             lease: DEFAULT_LEASE,
             retry: RetryPolicy::default(),
             #[cfg(feature = "decrypt")]
             decryptor: None,
-        })
+        }
+    }
+
+    /// The same webhook also accepting signatures made with `secret`, for
+    /// rotating the endpoint's secret without a window in which deliveries
+    /// fail: deploy with both, switch the secret in Svix, then deploy with the
+    /// new one alone. Each secret costs one HMAC per delivery, and every
+    /// signature entry is compared against every secret in constant time.
+    /// [`sign`](Self::sign) keeps using the first secret.
+    ///
+    /// ```
+    /// use voyado_webhooks::Webhook;
+    ///
+    /// let old = Webhook::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?;
+    /// let new = Webhook::new("whsec_bmV3IHNlY3JldCBhZnRlciByb3RhdGlvbg==")?;
+    /// let both = Webhook::new("whsec_bmV3IHNlY3JldCBhZnRlciByb3RhdGlvbg==")?
+    ///     .with_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?;
+    ///
+    /// let (body, now) = (br#"{"eventType": "x"}"#, time::OffsetDateTime::now_utc());
+    /// for signer in [&old, &new] {
+    ///     let signature = signer.sign("msg_1", now.unix_timestamp(), body);
+    ///     let headers = [("svix-id", "msg_1".to_owned()), ("svix-timestamp", now.unix_timestamp().to_string()),
+    ///                    ("svix-signature", signature)];
+    ///     assert!(both.verify_at(&headers, body, now).is_ok());
+    /// }
+    /// # Ok::<(), voyado_webhooks::SecretError>(())
+    /// ```
+    pub fn with_secret(mut self, secret: &str) -> Result<Webhook, SecretError> {
+        self.others.push(Key::from_secret(secret)?);
+        Ok(self)
     }
 
     /// The same webhook accepting timestamps up to `tolerance` from now, either
@@ -218,6 +243,7 @@ impl Webhook {
     /// correctly signed requests to your own endpoint in tests.
     pub fn sign(&self, message_id: &str, timestamp: i64, body: &[u8]) -> String {
         let tag = self
+            .key
             .mac(message_id, &timestamp.to_string(), body)
             .finalize()
             .into_bytes();
@@ -269,11 +295,15 @@ impl Webhook {
             });
         }
 
-        let mut expected = [0u8; 44];
-        if !self.signature(id, timestamp_text, body, &mut expected) {
-            return Err(VerifyError::NoMatchingSignature);
+        // Every secret is tried and every entry compared, whichever matches.
+        let mut entries = Entries::None;
+        for key in std::iter::once(&self.key).chain(&self.others) {
+            let mut expected = [0u8; 44];
+            if key.signature(id, timestamp_text, body, &mut expected) {
+                entries = entries.or(entries_match(signatures, &expected));
+            }
         }
-        match entries_match(signatures, &expected) {
+        match entries {
             Entries::Match => Ok(VerifiedHeaders {
                 message_id: id,
                 timestamp,
@@ -281,6 +311,37 @@ impl Webhook {
             Entries::NoMatch => Err(VerifyError::NoMatchingSignature),
             Entries::None => Err(VerifyError::InvalidSignatureHeader),
         }
+    }
+}
+
+/// A secret, as the HMAC state keyed with it: as good as the key itself, so it
+/// is overwritten when dropped.
+#[derive(Clone)]
+struct Key(HmacSha256);
+
+impl Key {
+    /// A key from a secret as the Svix portal shows it (`whsec_` and base64).
+    fn from_secret(secret: &str) -> Result<Key, SecretError> {
+        let secret = secret.trim();
+        let encoded = secret.strip_prefix(SECRET_PREFIX).unwrap_or(secret);
+        if encoded.is_empty() {
+            return Err(SecretError::Empty);
+        }
+        let key = Zeroizing::new(
+            LENIENT_BASE64
+                .decode(encoded)
+                .map_err(|_| SecretError::NotBase64)?,
+        );
+        Key::new(key.as_slice())
+    }
+
+    fn new(key: &[u8]) -> Result<Key, SecretError> {
+        if key.is_empty() {
+            return Err(SecretError::Empty);
+        }
+        // HMAC takes keys of any length: this error cannot happen.
+        let keyed = <HmacSha256 as Mac>::new_from_slice(key).map_err(|_| SecretError::Empty)?;
+        Ok(Key(keyed))
     }
 
     /// Writes the `v1` signature of a message, in base64, into `encoded`.
@@ -299,11 +360,26 @@ impl Webhook {
     /// never copied.
     #[inline]
     fn mac(&self, id: &str, timestamp: &str, body: &[u8]) -> HmacSha256 {
-        let mut mac = self.keyed.clone();
+        let mut mac = self.0.clone();
         for part in [id.as_bytes(), b".", timestamp.as_bytes(), b".", body] {
             mac.update(part);
         }
         mac
+    }
+}
+
+/// `hmac` has no `Zeroize`: the state is overwritten with one keyed by zeros,
+/// and the barrier keeps the compiler from dropping the write as dead.
+impl Drop for Key {
+    fn drop(&mut self) {
+        self.wipe();
+    }
+}
+
+impl Key {
+    fn wipe(&mut self) {
+        self.0 = <HmacSha256 as KeyInit>::new(&Default::default());
+        zeroize::optimization_barrier(&self.0);
     }
 }
 
@@ -313,6 +389,7 @@ impl fmt::Debug for Webhook {
         let mut debug = f.debug_struct("Webhook");
         debug
             .field("key", &"<redacted>")
+            .field("other_keys", &self.others.len())
             .field("tolerance", &self.tolerance)
             .field("lease", &self.lease)
             .field("retry", &self.retry);
@@ -328,6 +405,17 @@ enum Entries {
     NoMatch,
     /// No `version,signature` entry at all.
     None,
+}
+
+impl Entries {
+    /// What two checks of one header found together.
+    fn or(self, other: Entries) -> Entries {
+        match (self, other) {
+            (Entries::Match, _) | (_, Entries::Match) => Entries::Match,
+            (Entries::NoMatch, _) | (_, Entries::NoMatch) => Entries::NoMatch,
+            (Entries::None, Entries::None) => Entries::None,
+        }
+    }
 }
 
 /// Checks every entry of a signature header against the expected `v1` signature.
@@ -491,6 +579,67 @@ mod tests {
             assert_eq!(Webhook::new(secret).err(), Some(error), "{secret:?}");
         }
         assert_eq!(Webhook::from_bytes(b"").err(), Some(SecretError::Empty));
+    }
+
+    #[test]
+    fn a_rotated_secret_accepts_either_signature_until_the_old_one_is_removed() {
+        let old = webhook();
+        let new_secret = "whsec_bmV3IHNlY3JldCBhZnRlciByb3RhdGlvbg==";
+        let new = Webhook::new(new_secret).unwrap();
+        let both = Webhook::new(new_secret).unwrap().with_secret(SECRET).unwrap();
+        let signed = |signer: &Webhook| {
+            let signature = signer.sign(ID, TIMESTAMP, BODY);
+            both_headers(&signature, "")
+        };
+        let now = at(TIMESTAMP);
+        // Signed by either secret, alone or with the other's entry beside it.
+        for headers in [signed(&old), signed(&new)] {
+            assert!(both.verify_at(&headers, BODY, now).is_ok(), "{headers:?}");
+        }
+        let two = both_headers(&old.sign(ID, TIMESTAMP, BODY), &new.sign(ID, TIMESTAMP, BODY));
+        assert!(both.verify_at(&two, BODY, now).is_ok());
+        // Signing uses the first secret.
+        assert_eq!(both.sign(ID, TIMESTAMP, BODY), new.sign(ID, TIMESTAMP, BODY));
+        // The old secret removed: its signatures fail, the new ones pass.
+        assert_eq!(
+            new.verify_at(&signed(&old), BODY, now),
+            Err(VerifyError::NoMatchingSignature)
+        );
+        assert!(new.verify_at(&signed(&new), BODY, now).is_ok());
+        assert!(new.verify_at(&two, BODY, now).is_ok());
+        // Neither secret: no match, and a bad secret is refused when added.
+        let other = Webhook::new("whsec_dGhlIHdyb25nIHNlY3JldA==").unwrap();
+        assert_eq!(
+            both.verify_at(&signed(&other), BODY, now),
+            Err(VerifyError::NoMatchingSignature)
+        );
+        assert_eq!(webhook().with_secret("whsec_").err(), Some(SecretError::Empty));
+        assert_eq!(
+            webhook().with_secret("not base64!").err(),
+            Some(SecretError::NotBase64)
+        );
+    }
+
+    fn both_headers(first: &str, second: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("svix-id", ID.to_owned()),
+            ("svix-timestamp", TIMESTAMP.to_string()),
+            ("svix-signature", format!("{first} {second}").trim().to_owned()),
+        ]
+    }
+
+    #[test]
+    fn a_dropped_key_no_longer_holds_the_secret() {
+        let mut key = Key::from_secret(SECRET).unwrap();
+        let signature = |key: &Key| {
+            let mut encoded = [0; 44];
+            assert!(key.signature(ID, "1614265330", BODY, &mut encoded));
+            encoded
+        };
+        assert_eq!(signature(&key).as_slice(), &SIGNATURE.as_bytes()[3..]);
+        // What `Drop` does: the state is the one an all-zero key gives.
+        key.wipe();
+        assert_eq!(signature(&key), signature(&Key::new(&[0; 64]).unwrap()));
     }
 
     #[test]
