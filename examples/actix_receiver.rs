@@ -1,46 +1,55 @@
 //! A Voyado Engage webhook receiver with actix-web, ready to copy into a backend.
 //!
 //! ```text
-//! VOYADO_WEBHOOK_SECRET=whsec_... cargo run --example actix_receiver --features sqlite,postgres
+//! VOYADO_WEBHOOK_SECRET=whsec_... cargo run --example actix_receiver --features actix,sqlite,postgres
 //! # on PostgreSQL instead of the SQLite file voyado-example.db:
 //! DATABASE_URL=postgres://user:password@localhost/shop VOYADO_WEBHOOK_SECRET=whsec_... \
-//!   cargo run --example actix_receiver --features sqlite,postgres
+//!   cargo run --example actix_receiver --features actix,sqlite,postgres
 //! ```
 //!
 //! The same receiver as `axum_receiver`: `POST /webhooks/voyado` verifies the Svix
 //! signature over the raw body and stores the delivery in a durable inbox,
 //! answering 200 once it is committed, and a task beside the server processes
 //! what is stored. It listens on `VOYADO_WEBHOOK_ADDR` (default `127.0.0.1:3000`).
+//!
+//! Before the crate sees a request, actix-web answers 405 to another method on
+//! the path, 404 to another path, and 413 to a body over its default limit of
+//! 256 KiB for `web::Bytes`. Engage's events are a few KB; to change the
+//! limit, add `.app_data(web::PayloadConfig::new(bytes))` to the app.
 
 use std::error::Error;
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
 use actix_web::http::header::HeaderMap;
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use voyado_webhooks::{HeaderSource, Inbox};
+use actix_web::{App, HttpRequest, HttpServer, web};
+use voyado_webhooks::{Accepted, Inbox, ReceiveError};
 
 pub mod support;
-use support::{Database, Endpoint, PATH, Shop, listen_addr, process_forever, sample_curl, webhook_from_env};
+use support::{
+    Database, Endpoint, PATH, Setting, Shop, listen_addr, process_forever, sample_curl, webhook_from_env,
+};
 
-/// actix-web has its own header map: this lends it to the crate.
-struct ActixHeaders<'a>(&'a HeaderMap);
-
-impl HeaderSource for ActixHeaders<'_> {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.0.get(name)?.to_str().ok()
+/// Serves `POST /webhooks/voyado` on an app: `App::new().configure(routes(endpoint))`.
+pub fn routes<I: Inbox + 'static>(endpoint: web::Data<Endpoint<I>>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |config| {
+        config
+            .app_data(endpoint)
+            .service(web::resource(PATH).post(receive::<I>));
     }
 }
 
-/// The endpoint. It takes the body as raw bytes: the signature is over those
-/// bytes, and re-serialized JSON would never match.
+/// The endpoint: verifies the delivery and stores it, answering 200 once it is
+/// committed (the outcome is the response, feature `actix`). It takes the body
+/// as raw bytes: the signature is over those bytes, and re-serialized JSON
+/// would never match.
 async fn receive<I: Inbox + 'static>(
     endpoint: web::Data<Endpoint<I>>,
     request: HttpRequest,
     body: web::Bytes,
-) -> HttpResponse {
-    let status = endpoint.respond(&ActixHeaders(request.headers()), &body).await;
-    HttpResponse::new(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+) -> Result<Accepted, ReceiveError> {
+    let headers: &HeaderMap = request.headers();
+    let accepted = endpoint.webhook.accept(headers, &body, &*endpoint.inbox).await;
+    accepted.inspect_err(|error| eprintln!("webhook: {error}"))
 }
 
 /// Serves the endpoint on `inbox`, with a worker processing it.
@@ -52,12 +61,10 @@ async fn serve<I: Inbox + 'static>(inbox: I, shop: Shop) -> Result<(), Box<dyn E
         webhook: webhook.clone(),
         inbox,
     });
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(endpoint.clone())
-            .route(PATH, web::post().to(receive::<I>))
-    })
-    .bind(listen_addr())?;
+    let addr = listen_addr();
+    let server = HttpServer::new(move || App::new().configure(routes(endpoint.clone())))
+        .bind(&addr)
+        .map_err(|error| Setting::new("VOYADO_WEBHOOK_ADDR", format!("{addr}: {error}")))?;
     for addr in server.addrs() {
         println!("{}", sample_curl(&webhook, &addr.to_string()));
     }

@@ -1,10 +1,10 @@
 //! A Voyado Engage webhook receiver with axum, ready to copy into a backend.
 //!
 //! ```text
-//! VOYADO_WEBHOOK_SECRET=whsec_... cargo run --example axum_receiver --features http,sqlite,postgres
+//! VOYADO_WEBHOOK_SECRET=whsec_... cargo run --example axum_receiver --features axum,sqlite,postgres
 //! # on PostgreSQL instead of the SQLite file voyado-example.db:
 //! DATABASE_URL=postgres://user:password@localhost/shop VOYADO_WEBHOOK_SECRET=whsec_... \
-//!   cargo run --example axum_receiver --features http,sqlite,postgres
+//!   cargo run --example axum_receiver --features axum,sqlite,postgres
 //! ```
 //!
 //! `POST /webhooks/voyado` verifies the Svix signature over the raw body and
@@ -14,6 +14,11 @@
 //! the same database. It listens on `VOYADO_WEBHOOK_ADDR` (default
 //! `127.0.0.1:3000`) and prints a `curl` command that sends a correctly signed
 //! sample event.
+//!
+//! Before the crate sees a request, axum answers 405 to another method on the
+//! path, 404 to another path, and 413 to a body over its default limit of
+//! 2 MB. Engage's events are a few KB; to change the limit, add
+//! `.layer(axum::extract::DefaultBodyLimit::max(bytes))` to the router.
 
 use std::error::Error;
 use std::sync::Arc;
@@ -21,27 +26,31 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::routing::post;
-use voyado_webhooks::Inbox;
+use voyado_webhooks::{Accepted, Inbox, ReceiveError};
 
 pub mod support;
-use support::{Database, Endpoint, PATH, Shop, listen_addr, process_forever, sample_curl, webhook_from_env};
+use support::{
+    Database, Endpoint, PATH, Setting, Shop, listen_addr, process_forever, sample_curl, webhook_from_env,
+};
 
 /// The router serving `POST /webhooks/voyado`.
 pub fn router<I: Inbox + 'static>(endpoint: Arc<Endpoint<I>>) -> Router {
     Router::new().route(PATH, post(receive::<I>)).with_state(endpoint)
 }
 
-/// The endpoint. It takes the body as raw bytes: the signature is over those
-/// bytes, and re-serialized JSON would never match.
+/// The endpoint: verifies the delivery and stores it, answering 200 once it is
+/// committed (the outcome is the response, feature `axum`). It takes the body
+/// as raw bytes: the signature is over those bytes, and re-serialized JSON
+/// would never match.
 async fn receive<I: Inbox + 'static>(
     State(endpoint): State<Arc<Endpoint<I>>>,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
-    let status = endpoint.respond(&headers, &body).await;
-    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+) -> Result<Accepted, ReceiveError> {
+    let accepted = endpoint.webhook.accept(&headers, &body, &*endpoint.inbox).await;
+    accepted.inspect_err(|error| eprintln!("webhook: {error}"))
 }
 
 /// Serves the endpoint on `inbox`, with a worker processing it.
@@ -50,7 +59,10 @@ async fn serve<I: Inbox + 'static>(inbox: I, shop: Shop) -> Result<(), Box<dyn E
     let inbox = Arc::new(inbox);
     tokio::spawn(process_forever(webhook.clone(), inbox.clone(), shop));
 
-    let listener = tokio::net::TcpListener::bind(listen_addr()).await?;
+    let addr = listen_addr();
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|error| Setting::new("VOYADO_WEBHOOK_ADDR", format!("{addr}: {error}")))?;
     println!("{}", sample_curl(&webhook, &listener.local_addr()?.to_string()));
     let endpoint = Arc::new(Endpoint { webhook, inbox });
     axum::serve(listener, router(endpoint))

@@ -79,7 +79,7 @@ async fn main() -> ExitCode {
     let result = match support::database_from_env().await {
         Ok(Database::Sqlite(inbox)) => run(&inbox, &args).await,
         Ok(Database::Postgres(inbox)) => run(&inbox, &args).await,
-        Err(error) => Err(error),
+        Err(error) => Err(error.into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

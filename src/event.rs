@@ -297,6 +297,29 @@ impl EventEnvelope {
     }
 }
 
+#[cfg(feature = "test-util")]
+impl<P: serde::Serialize> crate::test_util::Builder<crate::envelope::Envelope<P>> {
+    /// The event a delivery of this envelope is read as (feature `test-util`):
+    /// it is written in Voyado's wire form and read back, so the variant is
+    /// the one its event type names, exactly as if Engage had sent it.
+    ///
+    /// ```
+    /// use voyado_webhooks::{Envelope, EventEnvelope, EventType, LoyaltyAddPoints};
+    ///
+    /// let points = LoyaltyAddPoints::builder().contact_id("c-1").build();
+    /// let event = Envelope::builder(EventType::LoyaltyAddPoints, points).into_event()?;
+    /// assert_eq!(event.contact_id(), Some("c-1"));
+    /// assert!(matches!(event, EventEnvelope::LoyaltyAddPoints(_)));
+    /// # Ok::<(), voyado_webhooks::ParseError>(())
+    /// ```
+    pub fn into_event(self) -> Result<EventEnvelope, ParseError> {
+        let envelope = self.build();
+        // Writing the crate's own structs cannot fail; were it to, it reads as unreadable.
+        let body = serde_json::to_vec(&envelope).map_err(|error| ParseError::syntax(&error))?;
+        EventEnvelope::from_slice(&body)
+    }
+}
+
 /// Same as [`EventEnvelope::from_slice`].
 impl FromStr for EventEnvelope {
     type Err = ParseError;

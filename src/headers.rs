@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 /// Request headers, read by name ignoring ASCII case.
 ///
 /// Implemented for `http::HeaderMap` (feature `http`, as used by axum and hyper),
+/// actix-web's `HeaderMap` (feature `actix`),
 /// for slices and `Vec`s of name/value pairs, and for `HashMap` and `BTreeMap`.
 /// For any other framework, implement it on a wrapper in a few lines:
 ///
@@ -74,6 +75,14 @@ impl HeaderSource for BTreeMap<String, String> {
 /// visible ASCII counts as absent.
 #[cfg(feature = "http")]
 impl HeaderSource for http::HeaderMap {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// actix-web 4 has a header map of its own (on `http` 0.2); the same rules.
+#[cfg(feature = "actix")]
+impl HeaderSource for actix_web::http::header::HeaderMap {
     fn header(&self, name: &str) -> Option<&str> {
         self.get(name).and_then(|v| v.to_str().ok())
     }

@@ -143,6 +143,9 @@ mod read;
 mod write;
 
 mod envelope;
+#[cfg(feature = "test-util")]
+pub mod test_util;
+
 mod payload;
 
 mod handler;
@@ -162,6 +165,9 @@ mod receive;
 
 #[cfg(feature = "verify")]
 mod process;
+
+#[cfg(all(feature = "verify", any(feature = "http", feature = "actix")))]
+mod respond;
 
 pub use context::Context;
 #[cfg(feature = "decrypt")]

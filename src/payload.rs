@@ -93,6 +93,37 @@ macro_rules! payload {
             }
         }
 
+        #[cfg(feature = "test-util")]
+        impl $name {
+            /// A builder with test values for the required fields (`String`s
+            /// like `contactId-1`, amounts of 100), `None` for the optional
+            /// ones, and no unknown fields (feature `test-util`).
+            pub fn builder() -> crate::test_util::Builder<$name> {
+                use crate::test_util::TestValue;
+                crate::test_util::Builder($name {
+                    $( $field: TestValue::test_value($wire), )*
+                    extra: Extra::new(),
+                })
+            }
+        }
+
+        #[cfg(feature = "test-util")]
+        impl crate::test_util::Builder<$name> {
+            $(
+                $(#[$field_meta])*
+                pub fn $field(mut self, value: impl crate::test_util::IntoField<$ty>) -> Self {
+                    self.0.$field = value.into_field();
+                    self
+                }
+            )*
+
+            /// A payload field this crate does not know, with `value` as its JSON.
+            pub fn extra(mut self, name: &str, value: impl Serialize) -> Result<Self, serde_json::Error> {
+                crate::test_util::push(&mut self.0.extra, name, value)?;
+                Ok(self)
+            }
+        }
+
         /// Writes Voyado's wire form: documented names, decimals as exact JSON
         /// numbers, timestamps as RFC 3339, `None` fields left out, `extra` verbatim.
         impl Serialize for $name {

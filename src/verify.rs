@@ -250,6 +250,68 @@ impl Webhook {
         format!("v1,{}", STANDARD.encode(tag))
     }
 
+    /// The three headers Svix sends with a delivery: `svix-id`,
+    /// `svix-timestamp` and `svix-signature`, signed with the first secret
+    /// (feature `test-util`). They are a [`HeaderSource`] as they are, and
+    /// name/value pairs to copy into any request.
+    ///
+    /// ```
+    /// use voyado_webhooks::Webhook;
+    ///
+    /// let webhook = Webhook::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?;
+    /// let body = br#"{"eventType": "point.balance.updated", "payload": {"balance": 10, "contactId": "c-1"}}"#;
+    /// let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    /// let headers = webhook.signed_headers("msg_1", now, body);
+    /// assert_eq!(headers[0], ("svix-id", "msg_1".to_owned()));
+    /// assert!(webhook.receive(&headers, body).is_ok());
+    /// # Ok::<(), voyado_webhooks::SecretError>(())
+    /// ```
+    #[cfg(feature = "test-util")]
+    pub fn signed_headers(
+        &self,
+        message_id: &str,
+        timestamp: i64,
+        body: &[u8],
+    ) -> [(&'static str, String); 3] {
+        [
+            (SVIX.id, message_id.to_owned()),
+            (SVIX.timestamp, timestamp.to_string()),
+            (SVIX.signature, self.sign(message_id, timestamp, body)),
+        ]
+    }
+
+    /// A signed `POST` to `uri`, as Svix sends it: the body, a JSON content
+    /// type and [`signed_headers`](Self::signed_headers) (features `test-util`
+    /// and `http`). Hand it to your own router, as `tower`'s `oneshot` does.
+    /// The error is an invalid `uri`.
+    ///
+    /// ```
+    /// use voyado_webhooks::Webhook;
+    ///
+    /// let webhook = Webhook::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?;
+    /// let body = r#"{"eventType": "point.balance.updated", "payload": {"balance": 10, "contactId": "c-1"}}"#;
+    /// let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    /// let request = webhook.signed_request("/webhooks/voyado", "msg_1", now, body)?;
+    /// assert_eq!(request.method(), http::Method::POST);
+    /// assert!(webhook.receive(request.headers(), request.body()).is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(all(feature = "test-util", feature = "http"))]
+    pub fn signed_request(
+        &self,
+        uri: &str,
+        message_id: &str,
+        timestamp: i64,
+        body: impl Into<bytes::Bytes>,
+    ) -> Result<http::Request<bytes::Bytes>, http::Error> {
+        let body = body.into();
+        let mut request = http::Request::post(uri).header(http::header::CONTENT_TYPE, "application/json");
+        for (name, value) in self.signed_headers(message_id, timestamp, &body) {
+            request = request.header(name, value);
+        }
+        request.body(body)
+    }
+
     /// Verifies a delivery against the current time. `body` must be the raw
     /// request body, byte for byte.
     pub fn verify<'h>(

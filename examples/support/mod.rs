@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use sqlx::{PgPool, SqlitePool};
 use voyado_webhooks::{
-    AsyncEventHandler, ContactPreferenceChanged, Context, Envelope, EventType, HeaderSource, Inbox,
-    LoyaltyAddPoints, PointBalanceUpdated, PostgresInbox, Preference, Processed, RewardVoucherCreated,
-    SqliteInbox, Webhook,
+    AsyncEventHandler, ContactPreferenceChanged, Context, Envelope, EventType, Inbox, LoyaltyAddPoints,
+    PointBalanceUpdated, PostgresInbox, Preference, Processed, RewardVoucherCreated, SqliteInbox, Webhook,
 };
 
 /// Where the endpoint is served.
@@ -31,21 +30,6 @@ pub struct Endpoint<I> {
     pub webhook: Webhook,
     /// Where authentic deliveries are stored before they are acknowledged.
     pub inbox: Arc<I>,
-}
-
-impl<I: Inbox> Endpoint<I> {
-    /// Verifies and stores one delivery from its headers and raw body bytes (the
-    /// signature is over those bytes: re-serialized JSON would never match), and
-    /// returns the HTTP status to answer Svix with: 200 once it is stored.
-    pub async fn respond(&self, headers: &(impl HeaderSource + ?Sized), body: &[u8]) -> u16 {
-        match self.webhook.accept(headers, body, &*self.inbox).await {
-            Ok(accepted) => accepted.status_code(),
-            Err(error) => {
-                eprintln!("webhook: {error}");
-                error.status_code()
-            }
-        }
-    }
 }
 
 /// Processes what the endpoint stored, forever: a batch at a time, pausing when
@@ -81,14 +65,15 @@ pub enum Database {
 
 /// Connects to `DATABASE_URL` (default [`DEFAULT_DATABASE_URL`]), creating the
 /// inbox's tables and [`Shop`]'s if they are missing.
-pub async fn database_from_env() -> Result<Database, Box<dyn Error>> {
+pub async fn database_from_env() -> Result<Database, Setting> {
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
+    let failed = |error: sqlx::Error| Setting::new("DATABASE_URL", format!("{url}: {error}"));
     let database = if url.starts_with("postgres") {
-        Database::Postgres(PostgresInbox::connect(&url).await?)
+        Database::Postgres(PostgresInbox::connect(&url).await.map_err(failed)?)
     } else {
-        Database::Sqlite(SqliteInbox::connect(&url).await?)
+        Database::Sqlite(SqliteInbox::connect(&url).await.map_err(failed)?)
     };
-    Shop::for_database(&database).migrate().await?;
+    Shop::for_database(&database).migrate().await.map_err(failed)?;
     Ok(database)
 }
 
@@ -275,35 +260,79 @@ impl AsyncEventHandler for Shop {
     }
 }
 
+/// A setting the receiver cannot start with: the environment variable, and
+/// what is wrong with it. `main` shows it as it reads:
+/// `Error: VOYADO_WEBHOOK_SECRET: the signing secret is not base64 …`.
+pub struct Setting {
+    variable: &'static str,
+    problem: String,
+}
+
+impl Setting {
+    /// `variable` cannot be used, because of `problem`.
+    pub fn new(variable: &'static str, problem: impl std::fmt::Display) -> Self {
+        Setting {
+            variable,
+            problem: problem.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.variable, self.problem)
+    }
+}
+
+/// What `main` prints on an error: the same text, not a struct dump.
+impl std::fmt::Debug for Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl Error for Setting {}
+
 /// The signing secret from `VOYADO_WEBHOOK_SECRET` (or the development one, with
 /// a warning), and the decryption key from `VOYADO_WEBHOOK_ENCRYPTION_KEY` if
 /// payload encryption is switched on in Engage.
-pub fn webhook_from_env() -> Result<Webhook, Box<dyn Error>> {
-    let secret = match std::env::var("VOYADO_WEBHOOK_SECRET") {
-        Ok(secret) => secret,
-        Err(_) => {
-            eprintln!(
-                "warning: VOYADO_WEBHOOK_SECRET is not set; using the DEVELOPMENT secret. Never deploy this."
-            );
-            DEVELOPMENT_SECRET.to_owned()
-        }
-    };
-    let webhook = Webhook::new(&secret)?;
-    match std::env::var("VOYADO_WEBHOOK_ENCRYPTION_KEY") {
-        Ok(key) => with_encryption_key(webhook, &key),
+pub fn webhook_from_env() -> Result<Webhook, Setting> {
+    let secret = std::env::var("VOYADO_WEBHOOK_SECRET").ok();
+    if secret.is_none() {
+        eprintln!(
+            "warning: VOYADO_WEBHOOK_SECRET is not set; using the DEVELOPMENT secret. Never deploy this."
+        );
+    }
+    webhook_from(
+        secret.as_deref(),
+        std::env::var("VOYADO_WEBHOOK_ENCRYPTION_KEY").ok().as_deref(),
+    )
+}
+
+/// [`webhook_from_env`] from the variables' values.
+pub fn webhook_from(secret: Option<&str>, encryption_key: Option<&str>) -> Result<Webhook, Setting> {
+    let secret = secret.unwrap_or(DEVELOPMENT_SECRET);
+    let webhook = Webhook::new(secret).map_err(|error| Setting::new("VOYADO_WEBHOOK_SECRET", error))?;
+    match encryption_key {
+        Some(key) => with_encryption_key(webhook, key),
         // Encrypted deliveries are then answered 503: Svix retries them until the key is deployed.
-        Err(_) => Ok(webhook),
+        None => Ok(webhook),
     }
 }
 
 #[cfg(feature = "decrypt")]
-fn with_encryption_key(webhook: Webhook, key: &str) -> Result<Webhook, Box<dyn Error>> {
-    Ok(webhook.with_decryptor(voyado_webhooks::Decryptor::new(key)?))
+fn with_encryption_key(webhook: Webhook, key: &str) -> Result<Webhook, Setting> {
+    let decryptor = voyado_webhooks::Decryptor::new(key)
+        .map_err(|error| Setting::new("VOYADO_WEBHOOK_ENCRYPTION_KEY", error))?;
+    Ok(webhook.with_decryptor(decryptor))
 }
 
 #[cfg(not(feature = "decrypt"))]
-fn with_encryption_key(_: Webhook, _: &str) -> Result<Webhook, Box<dyn Error>> {
-    Err("VOYADO_WEBHOOK_ENCRYPTION_KEY is set: build with `--features decrypt` to use it".into())
+fn with_encryption_key(_: Webhook, _: &str) -> Result<Webhook, Setting> {
+    Err(Setting::new(
+        "VOYADO_WEBHOOK_ENCRYPTION_KEY",
+        "is set, but this build cannot decrypt: build with `--features decrypt`",
+    ))
 }
 
 /// Where to listen: `VOYADO_WEBHOOK_ADDR`, or `127.0.0.1:3000`.
