@@ -34,6 +34,10 @@ fn decryptor() -> Decryptor {
     Decryptor::new(KEY).unwrap()
 }
 
+fn raw(json: &str) -> RawPayload {
+    RawPayload::from_json(json).unwrap()
+}
+
 /// The same delivery unencrypted: the envelope with the plaintext as its payload.
 fn unencrypted(body: &[u8], plaintext: &str) -> EventEnvelope {
     let mut value: serde_json::Value = serde_json::from_slice(body).unwrap();
@@ -185,12 +189,7 @@ fn the_receive_pipeline_decrypts_or_asks_for_a_retry() {
     let body = common::fixture("encrypted/point.balance.updated.json");
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let signer = Webhook::new(secret).unwrap();
-    let signature = signer.sign("msg_enc", now, &body);
-    let headers = [
-        ("svix-id", "msg_enc".to_owned()),
-        ("svix-timestamp", now.to_string()),
-        ("svix-signature", signature),
-    ];
+    let headers = signer.signed_headers("msg_enc", now, &body);
 
     let with_key = Webhook::new(secret).unwrap().with_decryptor(decryptor());
     let delivery = with_key.receive(&headers, &body).unwrap();
@@ -207,4 +206,48 @@ fn the_receive_pipeline_decrypts_or_asks_for_a_retry() {
     let error = wrong_key.receive(&headers, &body).unwrap_err();
     assert!(matches!(error, ReceiveError::Decrypt(_)), "{error}");
     assert_eq!(error.status_code(), 500);
+}
+
+/// Whatever makes decryption fail, the answer is the same 500: a sender who
+/// could tell a bad padding from a bad payload would have a padding oracle.
+#[test]
+fn every_decryption_failure_answers_the_same_status() {
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let signer = Webhook::new(secret).unwrap();
+    let receiver = Webhook::new(secret).unwrap().with_decryptor(decryptor());
+    let wrong_key = Decryptor::new("WrongKeyWrongKeyWrongKeyWrongKey").unwrap();
+    let envelope = |payload: &str| {
+        format!(r#"{{"eventType": "point.balance.updated", "isEncrypted": true, "payload": {payload}}}"#)
+    };
+    let mut bodies = vec![
+        envelope(r#""not base64!""#),
+        envelope(r#""AAAA""#),
+        envelope(r#""AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA""#),
+        // Decrypts, but the payload lacks its required balance.
+        envelope(
+            decryptor()
+                .encrypt_payload(&raw(r#"{"contactId": "c-1"}"#), &[1; 16])
+                .get(),
+        ),
+    ];
+    // Under the wrong key: bad padding mostly, garbage that passes the padding
+    // now and then.
+    for iv in 0..=255u8 {
+        let plain = raw(r#"{"balance": 1, "contactId": "c-1"}"#);
+        bodies.push(envelope(wrong_key.encrypt_payload(&plain, &[iv; 16]).get()));
+    }
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut causes = std::collections::BTreeSet::new();
+    for body in &bodies {
+        let headers = signer.signed_headers("msg_enc", now, body.as_bytes());
+        let error = receiver.receive(&headers, body.as_bytes()).unwrap_err();
+        let ReceiveError::Decrypt(cause) = &error else {
+            panic!("{body}: {error}")
+        };
+        causes.insert(format!("{cause:?}").split(['(', ' ']).next().unwrap().to_owned());
+        assert_eq!(error.status_code(), 500, "{error}");
+    }
+    for cause in ["Base64", "TooShort", "NotBlockAligned", "Parse", "BadPadding"] {
+        assert!(causes.contains(cause), "{cause} not reached: {causes:?}");
+    }
 }

@@ -3,7 +3,11 @@
 //! real SQLite file: every fixture is stored before 200 and applied once; a
 //! forgery is 401 and stored nowhere; an authentic body that does not parse, and
 //! an encrypted one without a key, are answered 200 and kept, failed, for
-//! replay.
+//! replay. Then both examples' routers as integrators test theirs (a
+//! `signed_request` to axum, actix-web's test service): the outcomes are the
+//! responses, with empty bodies, and the frameworks' own answers before the
+//! crate sees a request (404, 405, 413 over the body limit) are as documented.
+//! Last, the examples' start-up errors name the variable at fault.
 
 #![allow(
     clippy::unwrap_used,
@@ -18,6 +22,10 @@ mod common;
 #[allow(dead_code, reason = "the example's main is not used here")]
 #[path = "../examples/axum_receiver.rs"]
 mod axum_receiver;
+
+#[allow(dead_code, reason = "the example's main is not used here")]
+#[path = "../examples/actix_receiver.rs"]
+mod actix_receiver;
 
 use std::sync::Arc;
 
@@ -69,12 +77,14 @@ impl Server {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let mut request = format!(
             "POST {PATH} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-             Connection: close\r\nsvix-id: {id}\r\nsvix-timestamp: {now}\r\nsvix-signature: {}\r\n\r\n",
+             Connection: close\r\n",
             self.addr,
             body.len(),
-            signer.sign(id, now, body)
-        )
-        .into_bytes();
+        );
+        for (name, value) in signer.signed_headers(id, now, body) {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        let mut request = format!("{request}\r\n").into_bytes();
         request.extend_from_slice(body);
         let mut stream = TcpStream::connect(self.addr).await.unwrap();
         stream.write_all(&request).await.unwrap();
@@ -173,4 +183,151 @@ async fn an_authentic_unreadable_or_undecryptable_body_is_kept_for_replay() {
         server.inbox.get("msg_encrypted").await.unwrap().unwrap().body,
         encrypted
     );
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// A fresh SQLite inbox, for an example's endpoint without a server.
+async fn inbox(name: &str) -> Arc<SqliteInbox> {
+    let path = std::env::temp_dir().join(format!("voyado-router-{name}-{}.db", std::process::id()));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let inbox = SqliteInbox::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    Arc::new(inbox)
+}
+
+#[tokio::test]
+async fn the_axum_router_answers_signed_requests_with_the_outcome() {
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    let endpoint = Arc::new(Endpoint {
+        webhook: Webhook::new(DEVELOPMENT_SECRET).unwrap(),
+        inbox: inbox("axum").await,
+    });
+    let signer = Webhook::new(DEVELOPMENT_SECRET).unwrap();
+    let body = common::fixture("loyalty.addPoints.json");
+    let send = |request: axum::http::Request<Body>| {
+        let app = router(endpoint.clone());
+        async move {
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status().as_u16();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (status, bytes.len())
+        }
+    };
+    let signed = |signer: &Webhook, id: &str, body: Vec<u8>| {
+        signer
+            .signed_request(PATH, id, now(), body)
+            .unwrap()
+            .map(Body::from)
+    };
+
+    assert_eq!(send(signed(&signer, "msg_1", body.clone())).await, (200, 0));
+    assert_eq!(endpoint.inbox.counts().await.unwrap().pending, 1);
+    let stranger = Webhook::new("whsec_c29tZW9uZSBlbHNlJ3Mgc2VjcmV0").unwrap();
+    // Refused with the status alone: the error's text is not sent back.
+    assert_eq!(send(signed(&stranger, "msg_2", body.clone())).await, (401, 0));
+
+    // Before the crate sees the request: another method, another path, and a
+    // body over axum's default limit of 2 MB.
+    let mut get = signed(&signer, "msg_3", body.clone());
+    *get.method_mut() = axum::http::Method::GET;
+    assert_eq!(send(get).await.0, 405);
+    let mut elsewhere = signed(&signer, "msg_4", body.clone());
+    *elsewhere.uri_mut() = "/webhooks/other".parse().unwrap();
+    assert_eq!(send(elsewhere).await.0, 404);
+    let huge = [body.clone(), vec![b' '; 2 << 20]].concat();
+    assert_eq!(send(signed(&signer, "msg_5", huge)).await.0, 413);
+    // Raising the limit as the example says lets it through.
+    let raised = router(endpoint.clone()).layer(axum::extract::DefaultBodyLimit::max(4 << 20));
+    let huge = [body.clone(), vec![b' '; 2 << 20]].concat();
+    let response = raised.oneshot(signed(&signer, "msg_6", huge)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(endpoint.inbox.counts().await.unwrap().pending, 2);
+}
+
+#[actix_web::test]
+async fn the_actix_app_answers_signed_requests_with_the_outcome() {
+    use actix_web::{App, test, web};
+
+    // The example's own copy of the shared module.
+    let endpoint = web::Data::new(actix_receiver::support::Endpoint {
+        webhook: Webhook::new(DEVELOPMENT_SECRET).unwrap(),
+        inbox: inbox("actix").await,
+    });
+    let app = test::init_service(App::new().configure(actix_receiver::routes(endpoint.clone()))).await;
+    let signer = Webhook::new(DEVELOPMENT_SECRET).unwrap();
+    let body = common::fixture("loyalty.addPoints.json");
+    let request = |signer: &Webhook, id: &str, body: &[u8]| {
+        let mut request = test::TestRequest::post().uri(PATH).set_payload(body.to_vec());
+        for header in signer.signed_headers(id, now(), body) {
+            request = request.insert_header(header);
+        }
+        request
+    };
+    let send = |request: test::TestRequest| {
+        let app = &app;
+        async move {
+            let response = test::call_service(app, request.to_request()).await;
+            let status = response.status().as_u16();
+            (status, test::read_body(response).await.len())
+        }
+    };
+
+    assert_eq!(send(request(&signer, "msg_1", &body)).await, (200, 0));
+    assert_eq!(endpoint.inbox.counts().await.unwrap().pending, 1);
+    assert!(endpoint.inbox.get("msg_1").await.unwrap().is_some());
+    let stranger = Webhook::new("whsec_c29tZW9uZSBlbHNlJ3Mgc2VjcmV0").unwrap();
+    // Refused with the status alone: actix-web's default would send the text.
+    assert_eq!(send(request(&stranger, "msg_2", &body)).await, (401, 0));
+
+    // Before the crate sees the request: another method, another path, and a
+    // body over actix-web's default limit of 256 KiB.
+    let get = request(&signer, "msg_3", &body).method(actix_web::http::Method::GET);
+    assert_eq!(send(get).await.0, 405);
+    let elsewhere = request(&signer, "msg_4", &body).uri("/webhooks/other");
+    assert_eq!(send(elsewhere).await.0, 404);
+    let huge = [body.clone(), vec![b' '; 256 << 10]].concat();
+    assert_eq!(send(request(&signer, "msg_5", &huge)).await.0, 413);
+    // Raising the limit as the example says lets it through.
+    let raised = test::init_service(
+        App::new()
+            .app_data(web::PayloadConfig::new(1 << 20))
+            .configure(actix_receiver::routes(endpoint.clone())),
+    )
+    .await;
+    let response = test::call_service(&raised, request(&signer, "msg_6", &huge).to_request()).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(endpoint.inbox.counts().await.unwrap().pending, 2);
+}
+
+#[test]
+fn a_bad_setting_names_its_variable_and_what_is_wrong() {
+    use axum_receiver::support::webhook_from;
+
+    let error = |secret, key| webhook_from(secret, key).err().map(|e| format!("{e:?}")).unwrap();
+    assert_eq!(
+        error(Some("  "), None),
+        "VOYADO_WEBHOOK_SECRET: the signing secret is empty"
+    );
+    assert_eq!(
+        error(Some("whsec_not base64!"), None),
+        "VOYADO_WEBHOOK_SECRET: the signing secret is not base64 (expected `whsec_` followed by base64)"
+    );
+    let key = error(None, Some("short"));
+    assert!(key.starts_with("VOYADO_WEBHOOK_ENCRYPTION_KEY: "), "{key}");
+    #[cfg(feature = "decrypt")]
+    assert_eq!(
+        key,
+        "VOYADO_WEBHOOK_ENCRYPTION_KEY: the encryption key must be 32 characters, found 5"
+    );
+    assert!(webhook_from(Some(DEVELOPMENT_SECRET), None).is_ok());
 }

@@ -18,12 +18,13 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::routing::post;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use voyado_webhooks::{
-    AsyncEventHandler, Context, Envelope, EventType, MemoryIdempotencyStore, PointBalanceUpdated, Webhook,
+    AsyncEventHandler, Context, Envelope, EventType, Handled, MemoryIdempotencyStore, PointBalanceUpdated,
+    ReceiveError, Webhook,
 };
 
 const PATH: &str = "/webhooks/voyado";
@@ -44,17 +45,13 @@ async fn receive(
     State(receiver): State<Arc<Receiver<Recorder>>>,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> Result<Handled, ReceiveError> {
     let Receiver {
         webhook,
         store,
         handler,
     } = &*receiver;
-    let status = match webhook.handle(&headers, &body, store, handler).await {
-        Ok(handled) => handled.status_code(),
-        Err(error) => error.status_code(),
-    };
-    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    webhook.handle(&headers, &body, store, handler).await
 }
 
 /// Records every event it gets, fails for the contact `fail-me`, and for the
@@ -170,13 +167,8 @@ impl Server {
 
     /// POSTs `body` signed as message `id` at `timestamp`.
     async fn deliver_at(&self, id: &str, timestamp: i64, body: &[u8]) -> u16 {
-        let signature = self.signer.sign(id, timestamp, body);
-        let headers = [
-            ("svix-id", id.to_owned()),
-            ("svix-timestamp", timestamp.to_string()),
-            ("svix-signature", signature),
-        ];
-        self.post(&headers, body).await
+        self.post(&self.signer.signed_headers(id, timestamp, body), body)
+            .await
     }
 
     async fn deliver(&self, id: &str, body: &[u8]) -> u16 {
@@ -223,20 +215,10 @@ async fn forged_stale_and_unsigned_deliveries_are_401() {
     let ts = now().to_string();
 
     let other_secret = Webhook::new("whsec_c29tZW9uZSBlbHNlJ3Mgc2VjcmV0").unwrap();
-    let forged = other_secret.sign("msg_forged", now(), &body);
-    let headers = [
-        ("svix-id", "msg_forged".to_owned()),
-        ("svix-timestamp", ts.clone()),
-        ("svix-signature", forged),
-    ];
-    assert_eq!(server.post(&headers, &body).await, 401, "wrong secret");
+    let forged = other_secret.signed_headers("msg_forged", now(), &body);
+    assert_eq!(server.post(&forged, &body).await, 401, "wrong secret");
 
-    let signed_other_body = server.signer.sign("msg_swapped", now(), b"{}");
-    let headers = [
-        ("svix-id", "msg_swapped".to_owned()),
-        ("svix-timestamp", ts.clone()),
-        ("svix-signature", signed_other_body),
-    ];
+    let headers = server.signer.signed_headers("msg_swapped", now(), b"{}");
     assert_eq!(
         server.post(&headers, &body).await,
         401,

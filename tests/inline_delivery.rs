@@ -28,13 +28,8 @@ const BODY: &[u8] =
     br#"{"eventType": "loyalty.addPoints", "id": "e-1", "payload": {"amount": 10, "contactId": "c-1"}}"#;
 
 /// Signed headers for `message_id`, now.
-fn headers(webhook: &Webhook, message_id: &str) -> Vec<(String, String)> {
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    vec![
-        ("svix-id".into(), message_id.into()),
-        ("svix-timestamp".into(), now.to_string()),
-        ("svix-signature".into(), webhook.sign(message_id, now, BODY)),
-    ]
+fn headers(webhook: &Webhook, message_id: &str) -> [(&'static str, String); 3] {
+    webhook.signed_headers(message_id, OffsetDateTime::now_utc().unix_timestamp(), BODY)
 }
 
 /// What a test's handler does on each call, in turn: the last repeats.
