@@ -155,6 +155,9 @@ mod decrypt;
 mod event;
 
 #[cfg(feature = "verify")]
+mod trace;
+
+#[cfg(feature = "verify")]
 mod inbox;
 
 #[cfg(feature = "verify")]

@@ -13,6 +13,7 @@ use crate::headers::HeaderSource;
 use crate::inbox::{Inbox, Incoming, Processed, later};
 use crate::receive::ReceiveError;
 use crate::text::excerpt;
+use crate::trace::{Outcome, Span};
 use crate::verify::Webhook;
 
 /// The most characters of an attempt's error an inbox keeps.
@@ -33,6 +34,14 @@ impl Accepted {
     /// The HTTP status to answer with: 200.
     pub fn status_code(&self) -> u16 {
         200
+    }
+
+    /// The outcome a delivery's span records.
+    fn outcome(&self) -> Outcome {
+        match self {
+            Accepted::Stored => "stored",
+            Accepted::Duplicate => "duplicate",
+        }
     }
 }
 
@@ -69,12 +78,29 @@ impl Webhook {
         body: &'a [u8],
         inbox: &'a I,
     ) -> impl Future<Output = Result<Accepted, ReceiveError>> + Send + 'a {
-        let verified = self
-            .verify(headers, body)
+        let span = Span::start("accept");
+        let verified = span
+            .in_scope(|| self.verify(headers, body))
             .map(|verified| (verified.message_id.to_owned(), verified.timestamp));
         async move {
-            let (message_id, timestamp) = verified?;
-            let error = self.open(body).err().map(|error| error.to_string());
+            let (message_id, timestamp) = match verified {
+                Ok(verified) => verified,
+                Err(error) => {
+                    let error = ReceiveError::from(error);
+                    span.finish(error.outcome());
+                    return Err(error);
+                }
+            };
+            span.delivery(&message_id, 1);
+            // Read now only to keep its error with it; `process` reads it again.
+            let error = match span.in_scope(|| self.open(body)) {
+                Ok(event) => {
+                    span.event(&event);
+                    None
+                }
+                Err(error) => Some(error.to_string()),
+            };
+            let unreadable = error.is_some();
             let incoming = Incoming {
                 message_id: &message_id,
                 timestamp,
@@ -82,12 +108,18 @@ impl Webhook {
                 body,
                 error,
             };
-            let stored = inbox.store(&incoming).await.map_err(ReceiveError::store)?;
-            Ok(if stored {
-                Accepted::Stored
-            } else {
-                Accepted::Duplicate
-            })
+            let stored = span.instrument(inbox.store(&incoming)).await;
+            let result = match stored.map_err(ReceiveError::store) {
+                Ok(true) => Ok(Accepted::Stored),
+                Ok(false) => Ok(Accepted::Duplicate),
+                Err(error) => Err(error),
+            };
+            span.finish(match &result {
+                Ok(Accepted::Stored) if unreadable => "stored_unreadable",
+                Ok(accepted) => accepted.outcome(),
+                Err(error) => error.outcome(),
+            });
+            result
         }
     }
 
@@ -118,25 +150,31 @@ impl Webhook {
             .await?;
         let mut processed = Processed::default();
         for record in claimed {
+            let span = Span::start("process");
+            span.delivery(&record.message_id, record.attempts);
             // The lease covers the whole batch: a delivery whose lease lapsed
             // while earlier ones ran may be another worker's now. Leave it.
             if record.due_at <= OffsetDateTime::now_utc() {
                 processed.skipped = processed.skipped.saturating_add(1);
+                span.finish("skipped");
                 continue;
             }
             let ctx =
                 Context::new(record.message_id.as_str(), record.timestamp).with_attempt(record.attempts);
-            let outcome = match self.open(&record.body) {
-                Ok(event) => event
-                    .dispatch_async(&ctx, handler)
-                    .await
-                    .map_err(|error| ReceiveError::handler(error).to_string()),
+            let outcome = match span.in_scope(|| self.open(&record.body)) {
+                Ok(event) => {
+                    span.event(&event);
+                    span.instrument(event.dispatch_async(&ctx, handler))
+                        .await
+                        .map_err(|error| ReceiveError::handler(error).to_string())
+                }
                 Err(error) => Err(error.to_string()),
             };
-            match outcome {
+            let (recorded, outcome) = match outcome {
                 Ok(()) => {
-                    inbox.mark_done(&record.message_id, record.attempts).await?;
+                    let done = inbox.mark_done(&record.message_id, record.attempts);
                     processed.handled = processed.handled.saturating_add(1);
+                    (span.instrument(done).await, "handled")
                 }
                 Err(error) => {
                     let retry_at = self
@@ -144,15 +182,25 @@ impl Webhook {
                         .delay_after(record.attempts)
                         .map(|delay| later(OffsetDateTime::now_utc(), delay));
                     let error = excerpt(&error, ERROR_MAX_CHARS, ERROR_MAX_CHARS.saturating_mul(4));
-                    inbox
-                        .mark_failed(&record.message_id, record.attempts, &error, retry_at)
-                        .await?;
+                    let failed = inbox.mark_failed(&record.message_id, record.attempts, &error, retry_at);
+                    let recorded = span.instrument(failed).await;
                     match retry_at {
-                        Some(_) => processed.failed = processed.failed.saturating_add(1),
-                        None => processed.dead = processed.dead.saturating_add(1),
+                        Some(_) => {
+                            processed.failed = processed.failed.saturating_add(1);
+                            (recorded, "failed")
+                        }
+                        None => {
+                            processed.dead = processed.dead.saturating_add(1);
+                            (recorded, "dead")
+                        }
                     }
                 }
+            };
+            if let Err(error) = recorded {
+                span.finish("store_failed");
+                return Err(error);
             }
+            span.finish(outcome);
         }
         Ok(processed)
     }

@@ -37,6 +37,7 @@ use crate::event::EventEnvelope;
 use crate::handler::AsyncEventHandler;
 use crate::headers::HeaderSource;
 use crate::idempotency::{Claim, IdempotencyStore};
+use crate::trace::{self, Outcome, Span};
 use crate::verify::{VerifyError, Webhook};
 
 /// An authentic, parsed delivery.
@@ -201,7 +202,9 @@ impl Webhook {
 
     /// Parses an authentic body, and decrypts it if it is encrypted.
     pub(crate) fn open(&self, body: &[u8]) -> Result<EventEnvelope, ReceiveError> {
-        self.decrypt(EventEnvelope::from_slice(body)?)
+        let event = self.decrypt(EventEnvelope::from_slice(body)?)?;
+        trace::unknown_names(&event);
+        Ok(event)
     }
 
     /// An encrypted event decrypted, if the webhook has a decryptor.
@@ -252,8 +255,13 @@ impl Webhook {
         H::Error: Into<Box<dyn Error + Send + Sync>>,
         S: IdempotencyStore + ?Sized,
     {
-        let received = self.receive(headers, body);
-        async move {
+        let span = Span::start("handle");
+        let received = span.in_scope(|| self.receive(headers, body));
+        if let Ok(delivery) = &received {
+            span.delivery(&delivery.message_id, 1);
+            span.event(&delivery.event);
+        }
+        let handled = async move {
             let delivery = received?;
             let key = delivery.idempotency_key();
             match store.claim(key, self.lease).await.map_err(ReceiveError::store)? {
@@ -275,6 +283,14 @@ impl Webhook {
                     Err(error)
                 }
             }
+        };
+        async move {
+            let result = span.instrument(handled).await;
+            span.finish(match &result {
+                Ok(handled) => handled.outcome(),
+                Err(error) => error.outcome(),
+            });
+            result
         }
     }
 }
@@ -300,7 +316,31 @@ impl<S: IdempotencyStore + ?Sized> Drop for Held<'_, S> {
     }
 }
 
+impl Handled {
+    /// The outcome a delivery's span records.
+    fn outcome(&self) -> Outcome {
+        match self {
+            Handled::Processed(_) => "handled",
+            Handled::Duplicate(_) => "duplicate",
+        }
+    }
+}
+
 impl ReceiveError {
+    /// The outcome a delivery's span records.
+    pub(crate) fn outcome(&self) -> Outcome {
+        match self {
+            ReceiveError::Verify(_) => "rejected",
+            ReceiveError::Parse(_) => "unreadable",
+            ReceiveError::Handler(_) => "handler_failed",
+            ReceiveError::InProgress => "in_progress",
+            ReceiveError::Store(_) => "store_failed",
+            ReceiveError::NoDecryptor => "no_decryption_key",
+            #[cfg(feature = "decrypt")]
+            ReceiveError::Decrypt(_) => "undecryptable",
+        }
+    }
+
     /// A store's error (an idempotency store's or an inbox's), answered with 503.
     pub(crate) fn store(error: impl Error + Send + Sync + 'static) -> Self {
         ReceiveError::Store(Box::new(error))

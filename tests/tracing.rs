@@ -1,0 +1,252 @@
+//! The `tracing` feature, seen by a subscriber that records every span field
+//! and event: one span per delivery in each pipeline, with its outcome; one
+//! warning per unknown event type or field name per process; nothing secret
+//! and nothing unbounded in any field.
+//!
+//! One test, in order: the warnings are remembered per process.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "a test fails by panicking"
+)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Metadata, Subscriber};
+use voyado_webhooks::{
+    AsyncEventHandler, Context, Envelope, LoyaltyAddPoints, MemoryIdempotencyStore, MemoryInbox,
+    OffsetDateTime, Webhook,
+};
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+type Fields = BTreeMap<String, String>;
+
+/// Every span's fields, in the order the spans were made, and every event.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Recorded>);
+
+#[derive(Default)]
+struct Recorded {
+    spans: Mutex<Vec<Fields>>,
+    events: Mutex<Vec<(Level, Fields)>>,
+}
+
+struct Collect<'a>(&'a mut Fields);
+
+impl Visit for Collect<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+}
+
+impl Subscriber for Recorder {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, span: &Attributes<'_>) -> Id {
+        let mut fields = Fields::from([("name".to_owned(), span.metadata().name().to_owned())]);
+        span.record(&mut Collect(&mut fields));
+        let mut spans = self.0.spans.lock().unwrap();
+        spans.push(fields);
+        Id::from_u64(spans.len() as u64)
+    }
+
+    fn record(&self, span: &Id, values: &Record<'_>) {
+        let mut spans = self.0.spans.lock().unwrap();
+        values.record(&mut Collect(&mut spans[span.into_u64() as usize - 1]));
+    }
+
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        let mut fields = Fields::new();
+        event.record(&mut Collect(&mut fields));
+        self.0
+            .events
+            .lock()
+            .unwrap()
+            .push((*event.metadata().level(), fields));
+    }
+
+    fn enter(&self, _: &Id) {}
+
+    fn exit(&self, _: &Id) {}
+}
+
+impl Recorder {
+    fn spans(&self) -> Vec<Fields> {
+        self.0.spans.lock().unwrap().clone()
+    }
+
+    /// The warnings so far, as their message and field values.
+    fn warnings(&self) -> Vec<String> {
+        let events = self.0.events.lock().unwrap();
+        let warnings = events.iter().filter(|(level, _)| *level == Level::WARN);
+        warnings
+            .map(|(_, fields)| fields.values().cloned().collect::<Vec<_>>().join(" | "))
+            .collect()
+    }
+
+    /// Everything recorded, as one text, to search for what must not be there.
+    fn everything(&self) -> String {
+        format!("{:?} {:?}", self.spans(), self.0.events.lock().unwrap())
+    }
+}
+
+struct Points;
+
+impl AsyncEventHandler for Points {
+    type Error = String;
+
+    async fn loyalty_add_points(&self, _: &Context, _: &Envelope<LoyaltyAddPoints>) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+fn now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn points(tenant: &str, extra: &str) -> Vec<u8> {
+    format!(
+        r#"{{"eventType": "loyalty.addPoints", "id": "e-1", "tenant": "{tenant}",{extra}
+            "payload": {{"amount": 5, "contactId": "c-private-contact", "tier": "gold"}}}}"#
+    )
+    .into_bytes()
+}
+
+#[test]
+fn spans_and_warnings() {
+    let recorder = Recorder::default();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    tracing::subscriber::with_default(recorder.clone(), || runtime.block_on(run(&recorder)));
+}
+
+async fn run(recorder: &Recorder) {
+    let webhook = Webhook::new(SECRET).unwrap();
+    let store = MemoryIdempotencyStore::new();
+
+    // Handled inline: one span with every field, and a warning for each name
+    // the crate does not know.
+    let body = points("acme", r#" "traceId": "t-1","#);
+    let headers = webhook.signed_headers("msg_1", now(), &body);
+    webhook.handle(&headers, &body, &store, &Points).await.unwrap();
+    let span = recorder.spans().pop().unwrap();
+    assert_eq!(span["name"], "voyado_webhooks.delivery");
+    assert_eq!(span["pipeline"], "handle");
+    assert_eq!(span["message_id"], "msg_1");
+    assert_eq!(span["attempt"], "1");
+    assert_eq!(span["event_type"], "loyalty.addPoints");
+    assert_eq!(span["tenant"], "acme");
+    assert_eq!(span["outcome"], "handled");
+    assert!(span["duration_ms"].parse::<f64>().unwrap() >= 0.0, "{span:?}");
+    let warnings = recorder.warnings();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings.iter().any(|w| w.contains("| traceId |")), "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w.contains("| payload.tier |")),
+        "{warnings:?}"
+    );
+
+    // The same names again, in another delivery: no second warning. The retry
+    // of a handled delivery is a duplicate.
+    let body = points("acme", r#" "traceId": "t-2","#);
+    let headers = webhook.signed_headers("msg_2", now(), &body);
+    webhook.handle(&headers, &body, &store, &Points).await.unwrap();
+    webhook.handle(&headers, &body, &store, &Points).await.unwrap();
+    assert_eq!(recorder.spans().pop().unwrap()["outcome"], "duplicate");
+    assert_eq!(recorder.warnings().len(), 2);
+
+    // An unknown event type: warned about once.
+    for id in ["msg_3", "msg_4"] {
+        let body = br#"{"eventType": "points.moved", "payload": {"contactId": "c-1"}}"#;
+        let headers = webhook.signed_headers(id, now(), body);
+        webhook.handle(&headers, body, &store, &Points).await.unwrap();
+    }
+    let warnings = recorder.warnings();
+    assert_eq!(warnings.len(), 3, "{warnings:?}");
+    assert!(warnings[2].contains("points.moved"), "{warnings:?}");
+    assert_eq!(recorder.spans().pop().unwrap()["event_type"], "points.moved");
+
+    // A forgery: refused, and its claimed message id is not recorded.
+    let stranger = Webhook::new("whsec_dGhlIHdyb25nIHNlY3JldA==").unwrap();
+    let headers = stranger.signed_headers("msg_forged", now(), &body);
+    webhook
+        .handle(&headers, &body, &store, &Points)
+        .await
+        .unwrap_err();
+    let span = recorder.spans().pop().unwrap();
+    assert_eq!(span["outcome"], "rejected");
+    assert!(!span.contains_key("message_id"), "{span:?}");
+
+    // Accepted into an inbox, then processed: a span for each.
+    let inbox = MemoryInbox::new();
+    let body = points("acme", "");
+    let headers = webhook.signed_headers("msg_5", now(), &body);
+    webhook.accept(&headers, &body, &inbox).await.unwrap();
+    let span = recorder.spans().pop().unwrap();
+    assert_eq!(
+        (span["pipeline"].as_str(), span["outcome"].as_str()),
+        ("accept", "stored")
+    );
+    let unreadable = br#"{"eventType": "loyalty.addPoints", "payload": {"amount": "lots"}}"#;
+    let headers = webhook.signed_headers("msg_6", now(), unreadable);
+    webhook.accept(&headers, unreadable, &inbox).await.unwrap();
+    assert_eq!(recorder.spans().pop().unwrap()["outcome"], "stored_unreadable");
+    webhook.process(&inbox, &Points, 10).await.unwrap();
+    let spans = recorder.spans();
+    let processed: Vec<_> = spans.iter().filter(|s| s["pipeline"] == "process").collect();
+    let outcomes: Vec<_> = processed
+        .iter()
+        .map(|s| (s["message_id"].as_str(), s["outcome"].as_str()))
+        .collect();
+    assert_eq!(outcomes.len(), 2, "{processed:?}");
+    assert!(outcomes.contains(&("msg_5", "handled")), "{outcomes:?}");
+    assert!(outcomes.contains(&("msg_6", "failed")), "{outcomes:?}");
+
+    // Bounded: a long tenant and message id are cut, and past 256 unknown
+    // names the warnings stop, saying so once.
+    let long = "x".repeat(10_000);
+    let body = points(&long, "");
+    let headers = webhook.signed_headers(&long, now(), &body);
+    webhook.handle(&headers, &body, &store, &Points).await.unwrap();
+    let span = recorder.spans().pop().unwrap();
+    assert!(span["tenant"].chars().count() <= 65, "{}", span["tenant"].len());
+    assert!(
+        span["message_id"].chars().count() <= 65,
+        "{}",
+        span["message_id"].len()
+    );
+    let many: String = (0..300).map(|i| format!(r#" "field{i}": {i},"#)).collect();
+    let body = points("acme", &many);
+    let headers = webhook.signed_headers("msg_many", now(), &body);
+    webhook.handle(&headers, &body, &store, &Points).await.unwrap();
+    let warnings = recorder.warnings();
+    assert_eq!(warnings.len(), 256 + 1, "{}", warnings.len());
+    assert!(warnings[256].contains("no more warnings"), "{}", warnings[256]);
+    assert!(recorder.everything().len() < 200_000);
+
+    // Nothing secret: neither the secret, nor a signature, nor the body's values.
+    let everything = recorder.everything();
+    let signature = webhook.sign("msg_1", now(), b"x");
+    for secret in [
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        &signature[..10],
+        "c-private-contact",
+        "gold",
+    ] {
+        assert!(!everything.contains(secret), "{secret} was recorded");
+    }
+}
