@@ -29,8 +29,17 @@
 //! # Features
 //!
 //! - `verify` (default): [`Webhook`], the receive pipelines, the idempotency
-//!   store and the memory inbox (`hmac`, `sha2`, `base64`, `subtle`).
-//! - `http`: [`HeaderSource`] for `http::HeaderMap` (http 1.x, as used by axum).
+//!   store and the memory inbox (`hmac`, `sha2`, `base64`, `subtle`, `zeroize`).
+//! - `http`: [`HeaderSource`] for `http::HeaderMap` (http 1.x, as used by axum),
+//!   and `http_status()` on the outcomes.
+//! - `axum`: `IntoResponse` for the outcomes (`axum-core`), so an axum handler
+//!   returns `Result<Accepted, ReceiveError>` as it is.
+//! - `actix`: [`HeaderSource`] for actix-web's `HeaderMap`, `Responder` and
+//!   `ResponseError` for the outcomes (`actix-web` 4).
+//! - `tracing`: a span per delivery, and a warning the first time an unknown event
+//!   type or field name is seen (`tracing`).
+//! - `test-util`: builders for every payload struct and `Envelope`, and signed
+//!   test requests (`Webhook::signed_headers`, `Webhook::signed_request`).
 //! - `decrypt`: `Decryptor` and `EventEnvelope::decrypt` (`aes`, `cbc`, `base64`).
 //! - `sqlite`, `postgres`: `SqliteInbox` and `PostgresInbox` (`sqlx` 0.8, on the
 //!   caller's tokio runtime).
