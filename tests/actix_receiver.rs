@@ -30,13 +30,7 @@ fn now() -> i64 {
 async fn the_actix_app_answers_signed_requests_with_the_outcome() {
     use actix_web::{App, test, web};
 
-    let path = std::env::temp_dir().join(format!("voyado-actix-{}.db", std::process::id()));
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-    let inbox = SqliteInbox::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
+    let inbox = SqliteInbox::connect(&common::sqlite_file("actix")).await.unwrap();
     let endpoint = web::Data::new(Endpoint {
         webhook: Webhook::new(DEVELOPMENT_SECRET).unwrap(),
         inbox: Arc::new(inbox),

@@ -41,11 +41,7 @@ struct Server {
 }
 
 async fn start(name: &str) -> Server {
-    let path = std::env::temp_dir().join(format!("voyado-http-{name}-{}.db", std::process::id()));
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-    let inbox = SqliteInbox::connect(&format!("sqlite://{}", path.display()))
+    let inbox = SqliteInbox::connect(&common::sqlite_file(&format!("http-{name}")))
         .await
         .unwrap();
     let database = Database::Sqlite(inbox.clone());
@@ -187,11 +183,7 @@ fn now() -> i64 {
 
 /// A fresh SQLite inbox, for an example's endpoint without a server.
 async fn inbox(name: &str) -> Arc<SqliteInbox> {
-    let path = std::env::temp_dir().join(format!("voyado-router-{name}-{}.db", std::process::id()));
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-    let inbox = SqliteInbox::connect(&format!("sqlite://{}", path.display()))
+    let inbox = SqliteInbox::connect(&common::sqlite_file(&format!("router-{name}")))
         .await
         .unwrap();
     Arc::new(inbox)

@@ -270,20 +270,10 @@ async fn memory_inbox() {
     behaviour(MemoryInbox::new()).await;
 }
 
-/// A fresh SQLite file path in the system's temporary directory.
-#[cfg(feature = "sqlite")]
-fn sqlite_file(name: &str) -> String {
-    let path = std::env::temp_dir().join(format!("voyado-{name}-{}.db", std::process::id()));
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-    format!("sqlite://{}", path.display())
-}
-
 #[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn sqlite_inbox() {
-    let inbox = voyado_webhooks::SqliteInbox::connect(&sqlite_file("behaviour"))
+    let inbox = voyado_webhooks::SqliteInbox::connect(&common::sqlite_file("behaviour"))
         .await
         .unwrap();
     behaviour(inbox).await;
@@ -293,7 +283,7 @@ async fn sqlite_inbox() {
 #[tokio::test]
 async fn sqlite_tables_can_be_renamed() {
     let tables = voyado_webhooks::Tables::new("shop_deliveries", "shop_claims").unwrap();
-    let url = sqlite_file("renamed");
+    let url = common::sqlite_file("renamed");
     let inbox = voyado_webhooks::SqliteInbox::connect_with(&url, tables)
         .await
         .unwrap();
@@ -305,7 +295,7 @@ async fn sqlite_tables_can_be_renamed() {
 #[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn sqlite_deliveries_survive_a_restart_between_accept_and_process() {
-    let url = sqlite_file("restart");
+    let url = common::sqlite_file("restart");
     let webhook = webhook();
     {
         let inbox = voyado_webhooks::SqliteInbox::connect(&url).await.unwrap();
@@ -404,7 +394,7 @@ async fn memory_inbox_two_workers() {
 #[cfg(feature = "sqlite")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_inbox_two_workers() {
-    let inbox = voyado_webhooks::SqliteInbox::connect(&sqlite_file("workers"))
+    let inbox = voyado_webhooks::SqliteInbox::connect(&common::sqlite_file("workers"))
         .await
         .unwrap();
     // A lease a batch fits in: each SQLite commit is synced to disk.

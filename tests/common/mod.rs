@@ -17,6 +17,16 @@ pub mod mutate;
 pub mod postgres;
 pub mod strict;
 
+/// The URL of a SQLite file of its own for this test process, `name`d, with
+/// any left from an earlier run (and its WAL) removed.
+pub fn sqlite_file(name: &str) -> String {
+    let path = std::env::temp_dir().join(format!("voyado-{name}-{}.db", std::process::id()));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    format!("sqlite://{}", path.display())
+}
+
 /// `tests/fixtures`.
 pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
