@@ -167,6 +167,11 @@ mod event;
 mod trace;
 
 #[cfg(feature = "verify")]
+mod policy;
+#[cfg(feature = "worker")]
+mod wake;
+
+#[cfg(feature = "verify")]
 mod inbox;
 
 #[cfg(feature = "verify")]
@@ -177,6 +182,9 @@ mod receive;
 
 #[cfg(feature = "verify")]
 mod process;
+
+#[cfg(feature = "worker")]
+mod worker;
 
 #[cfg(all(feature = "verify", any(feature = "http", feature = "actix")))]
 mod respond;
@@ -199,12 +207,14 @@ pub use idempotency::{
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use inbox::Tables;
 #[cfg(feature = "verify")]
-pub use inbox::{Counts, Inbox, Incoming, MemoryInbox, Processed, Record, RetryPolicy, State};
+pub use inbox::{Counts, Inbox, Incoming, MemoryInbox, NO_OUTCOME, Processed, Record, State};
 #[cfg(feature = "postgres")]
 pub use inbox::{PostgresInbox, postgres_schema};
 #[cfg(feature = "sqlite")]
 pub use inbox::{SqliteInbox, sqlite_schema};
 pub use payload::*;
+#[cfg(feature = "verify")]
+pub use policy::RetryPolicy;
 #[cfg(feature = "verify")]
 pub use process::Accepted;
 pub use raw::{Extra, RawPayload};
@@ -212,6 +222,13 @@ pub use raw::{Extra, RawPayload};
 pub use receive::{Delivery, Handled, ReceiveError};
 #[cfg(feature = "verify")]
 pub use verify::{DEFAULT_TOLERANCE, SecretError, VerifiedHeaders, VerifyError, Webhook};
+#[cfg(feature = "worker")]
+pub use wake::{Doorbell, Wakeups};
+#[cfg(feature = "worker")]
+pub use worker::{
+    DEFAULT_CONCURRENCY, DEFAULT_GRACE_PERIOD, DEFAULT_HANDLER_TIMEOUT, DEFAULT_POLL_INTERVAL, Stopped,
+    Worker,
+};
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

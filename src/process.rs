@@ -2,15 +2,19 @@
 //! acknowledges it, and [`Webhook::process`] handles what is stored, with
 //! retries, dead letters and replay (see [`crate::Inbox`]).
 
+use std::any::Any;
 use std::error::Error;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 
+use futures_util::FutureExt as _;
 use time::OffsetDateTime;
 
 use crate::context::Context;
 use crate::handler::AsyncEventHandler;
 use crate::headers::HeaderSource;
-use crate::inbox::{Inbox, Incoming, Processed, later};
+use crate::inbox::{Inbox, Incoming, Processed, Record, later};
+use crate::policy::{Processing, RetryPolicy};
 use crate::receive::ReceiveError;
 use crate::text::excerpt;
 use crate::trace::{Outcome, Span};
@@ -123,30 +127,57 @@ impl Webhook {
         }
     }
 
+    /// The same webhook claiming each delivery for `lease` (default
+    /// [`DEFAULT_LEASE`](crate::DEFAULT_LEASE), 60 seconds): in
+    /// [`handle`](Self::handle), a retry within it while the first attempt
+    /// runs is answered 409; in [`process`](Self::process) it covers a whole
+    /// batch; a [`Worker`](crate::Worker) renews it while each handler runs. A
+    /// claim whose holder vanished is taken again after it.
+    pub fn with_lease(mut self, lease: std::time::Duration) -> Webhook {
+        self.processing.lease = lease;
+        self
+    }
+
+    /// The same webhook retrying deliveries that failed in
+    /// [`process`](Self::process) or a [`Worker`](crate::Worker) by `policy`
+    /// (default: 10 attempts, 5 seconds after the first failure, doubling up to
+    /// an hour).
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Webhook {
+        self.processing.retry = policy;
+        self
+    }
+
     /// Handles up to `limit` due deliveries from `inbox`: claims them for the
     /// webhook's lease ([`with_lease`](Self::with_lease)), parses and decrypts
     /// each, dispatches it to `handler` with a [`Context`] whose `attempt()`
     /// counts, and records it done, or its error and when to retry it (by the
-    /// webhook's [`RetryPolicy`](crate::RetryPolicy)), or dead after the last
-    /// attempt.
+    /// webhook's [`RetryPolicy`]), or dead after the last attempt.
     ///
-    /// The crate runs nothing by itself: call this from your own task, in a loop
-    /// with a pause when it handled nothing (the examples use a tokio task).
-    /// Several workers may call it on one shared inbox: a claim is exclusive
-    /// until its lease ends, and a worker that dies mid-batch leaves its
-    /// deliveries to be claimed again after that. The lease covers the whole
-    /// batch: a delivery whose lease lapsed before its turn is skipped (counted
-    /// in [`Processed::skipped`](crate::Processed::skipped)) and claimed again
-    /// later, so choose `limit` and the lease so that a batch fits. A handler that panics unwinds
-    /// through this call; its delivery is claimed again when the lease ends.
+    /// A handler that panics is a failed attempt like one that returns an
+    /// error (`the handler panicked: …`, with its message): the rest of the
+    /// batch goes on, and this call returns normally. An attempt that ends
+    /// without an outcome (this future dropped, the process killed) still
+    /// counts: a delivery claimed as often as the policy allows without an
+    /// outcome is made dead when it comes due again
+    /// ([`NO_OUTCOME`](crate::NO_OUTCOME)).
+    ///
+    /// This is one batch, run by whoever calls it; a [`Worker`](crate::Worker)
+    /// (feature `worker`) runs them for you, with concurrency, wake-ups, lease
+    /// renewal and a handler timeout. Several callers may share one inbox: a
+    /// claim is exclusive until its lease ends. Nothing renews the lease here:
+    /// it covers the whole batch, and a delivery whose lease lapsed before its
+    /// turn is skipped (counted in [`Processed::skipped`](crate::Processed::skipped))
+    /// and claimed again later, so choose `limit` and the lease so that a batch
+    /// fits.
     pub async fn process<I, H>(&self, inbox: &I, handler: &H, limit: usize) -> Result<Processed, I::Error>
     where
         I: Inbox + ?Sized,
         H: AsyncEventHandler + ?Sized,
         H::Error: Into<Box<dyn Error + Send + Sync>>,
     {
+        let Processing { lease, retry } = self.processing;
         let claimed = inbox
-            .claim_due(limit, self.lease, OffsetDateTime::now_utc())
+            .claim_due(limit, lease, retry.max_attempts(), OffsetDateTime::now_utc())
             .await?;
         let mut processed = Processed::default();
         for record in claimed {
@@ -159,49 +190,111 @@ impl Webhook {
                 span.finish("skipped");
                 continue;
             }
-            let ctx =
-                Context::new(record.message_id.as_str(), record.timestamp).with_attempt(record.attempts);
-            let outcome = match span.in_scope(|| self.open(&record.body)) {
-                Ok(event) => {
-                    span.event(&event);
-                    span.instrument(event.dispatch_async(&ctx, handler))
-                        .await
-                        .map_err(|error| ReceiveError::handler(error).to_string())
-                }
-                Err(error) => Err(error.to_string()),
-            };
-            let (recorded, outcome) = match outcome {
-                Ok(()) => {
-                    let done = inbox.mark_done(&record.message_id, record.attempts);
-                    processed.handled = processed.handled.saturating_add(1);
-                    (span.instrument(done).await, "handled")
+            let result = self.attempt(&record, handler, &span).await;
+            match self.conclude(inbox, &record, result, &span).await {
+                Ok(concluded) => {
+                    processed.count(concluded);
+                    span.finish(concluded.outcome());
                 }
                 Err(error) => {
-                    let retry_at = self
-                        .retry
-                        .delay_after(record.attempts)
-                        .map(|delay| later(OffsetDateTime::now_utc(), delay));
-                    let error = excerpt(&error, ERROR_MAX_CHARS, ERROR_MAX_CHARS.saturating_mul(4));
-                    let failed = inbox.mark_failed(&record.message_id, record.attempts, &error, retry_at);
-                    let recorded = span.instrument(failed).await;
-                    match retry_at {
-                        Some(_) => {
-                            processed.failed = processed.failed.saturating_add(1);
-                            (recorded, "failed")
-                        }
-                        None => {
-                            processed.dead = processed.dead.saturating_add(1);
-                            (recorded, "dead")
-                        }
-                    }
+                    span.finish("store_failed");
+                    return Err(error);
                 }
-            };
-            if let Err(error) = recorded {
-                span.finish("store_failed");
-                return Err(error);
             }
-            span.finish(outcome);
         }
         Ok(processed)
     }
+
+    /// One attempt at a claimed delivery: parsed (and decrypted), then
+    /// dispatched. Its error is the text to record; a panic in the handler is
+    /// caught and is one too.
+    pub(crate) async fn attempt<H>(&self, record: &Record, handler: &H, span: &Span) -> Result<(), String>
+    where
+        H: AsyncEventHandler + ?Sized,
+        H::Error: Into<Box<dyn Error + Send + Sync>>,
+    {
+        let ctx = Context::new(record.message_id.as_str(), record.timestamp).with_attempt(record.attempts);
+        let event = span
+            .in_scope(|| self.open(&record.body))
+            .map_err(|error| error.to_string())?;
+        span.event(&event);
+        let dispatched = AssertUnwindSafe(event.dispatch_async(&ctx, handler)).catch_unwind();
+        match span.instrument(dispatched).await {
+            Ok(handled) => handled.map_err(|error| ReceiveError::handler(error).to_string()),
+            Err(panic) => Err(format!("the handler panicked: {}", panic_message(&*panic))),
+        }
+    }
+
+    /// Records how attempt `record.attempts` ended: done, or failed with when to
+    /// retry it, or dead after the last attempt.
+    pub(crate) async fn conclude<I: Inbox + ?Sized>(
+        &self,
+        inbox: &I,
+        record: &Record,
+        result: Result<(), String>,
+        span: &Span,
+    ) -> Result<Concluded, I::Error> {
+        let (id, attempt) = (record.message_id.as_str(), record.attempts);
+        match result {
+            Ok(()) => {
+                span.instrument(inbox.mark_done(id, attempt)).await?;
+                Ok(Concluded::Handled)
+            }
+            Err(error) => {
+                let retry_at = self
+                    .processing
+                    .retry
+                    .delay_after(attempt)
+                    .map(|delay| later(OffsetDateTime::now_utc(), delay));
+                let error = excerpt(&error, ERROR_MAX_CHARS, ERROR_MAX_CHARS.saturating_mul(4));
+                span.instrument(inbox.mark_failed(id, attempt, &error, retry_at))
+                    .await?;
+                Ok(retry_at.map_or(Concluded::Dead, Concluded::Failed))
+            }
+        }
+    }
+}
+
+/// What was recorded of an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Concluded {
+    /// Done.
+    Handled,
+    /// Failed, retried at this time.
+    Failed(OffsetDateTime),
+    /// Failed on its last allowed attempt.
+    Dead,
+}
+
+impl Concluded {
+    /// The outcome a delivery's span records.
+    pub(crate) fn outcome(self) -> Outcome {
+        match self {
+            Concluded::Handled => "handled",
+            Concluded::Failed(_) => "failed",
+            Concluded::Dead => "dead",
+        }
+    }
+}
+
+impl Processed {
+    /// Counts one recorded attempt.
+    pub(crate) fn count(&mut self, concluded: Concluded) {
+        let count = match concluded {
+            Concluded::Handled => &mut self.handled,
+            Concluded::Failed(_) => &mut self.failed,
+            Concluded::Dead => &mut self.dead,
+        };
+        *count = count.saturating_add(1);
+    }
+}
+
+/// The text a panic was raised with (`panic!("…")` gives a `&str` or a
+/// `String`).
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a value that is not text")
 }

@@ -264,7 +264,11 @@ impl Webhook {
         let handled = async move {
             let delivery = received?;
             let key = delivery.idempotency_key();
-            match store.claim(key, self.lease).await.map_err(ReceiveError::store)? {
+            match store
+                .claim(key, self.processing.lease)
+                .await
+                .map_err(ReceiveError::store)?
+            {
                 Claim::Done => return Ok(Handled::Duplicate(delivery)),
                 Claim::InProgress => return Err(ReceiveError::InProgress),
                 Claim::New => {}

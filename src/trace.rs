@@ -9,7 +9,7 @@
 
 use crate::event::EventEnvelope;
 
-pub(crate) use imp::{Span, unknown_names};
+pub(crate) use imp::*;
 
 /// How a delivery's handling ended, as the span's `outcome` field reads.
 pub(crate) type Outcome = &'static str;
@@ -121,6 +121,94 @@ mod imp {
         }
     }
 
+    /// A worker started on an inbox.
+    #[cfg(feature = "worker")]
+    pub(crate) fn worker_started(concurrency: usize, poll_interval: std::time::Duration, wakes: bool) {
+        let poll_interval_ms = poll_interval.as_millis();
+        tracing::info!(
+            concurrency,
+            poll_interval_ms,
+            wakes,
+            "voyado_webhooks worker started"
+        );
+    }
+
+    /// A worker's shutdown signal fired, with deliveries still running.
+    #[cfg(feature = "worker")]
+    pub(crate) fn worker_stopping(in_flight: usize) {
+        tracing::info!(in_flight, "voyado_webhooks worker stopping");
+    }
+
+    /// A worker stopped: what it did, and what it left.
+    #[cfg(feature = "worker")]
+    pub(crate) fn worker_stopped(
+        [handled, failed, dead]: [usize; 3],
+        lost_leases: usize,
+        unrecorded: usize,
+        cut_off: usize,
+    ) {
+        tracing::info!(
+            handled,
+            failed,
+            dead,
+            lost_leases,
+            unrecorded,
+            cut_off,
+            "voyado_webhooks worker stopped"
+        );
+    }
+
+    /// A worker was woken by its inbox's doorbell.
+    #[cfg(feature = "worker")]
+    pub(crate) fn woken() {
+        tracing::debug!("voyado_webhooks worker woken");
+    }
+
+    /// A claim was lost (another worker took it over) or lapsed unrenewed:
+    /// its handler was abandoned, and nothing is recorded for it.
+    #[cfg(feature = "worker")]
+    pub(crate) fn lease_lost(message_id: &str, attempt: u32) {
+        let message_id = bounded(message_id);
+        tracing::warn!(
+            message_id,
+            attempt,
+            "voyado_webhooks lease lost; the handler was abandoned"
+        );
+    }
+
+    /// The inbox failed in a worker's `what` (claim, renew, record), which
+    /// carries on.
+    #[cfg(feature = "worker")]
+    pub(crate) fn inbox_failed(what: &'static str, error: &dyn std::fmt::Display) {
+        let error = bounded(&error.to_string());
+        tracing::warn!(what, error, "voyado_webhooks inbox failed");
+    }
+
+    /// A worker's task ended in a panic outside the handler (in the inbox).
+    #[cfg(feature = "worker")]
+    pub(crate) fn task_panicked(message: &str) {
+        let message = bounded(message);
+        tracing::error!(message, "voyado_webhooks worker task panicked");
+    }
+
+    /// Listening on a PostgreSQL channel for deliveries other processes store.
+    #[cfg(all(feature = "worker", feature = "postgres"))]
+    pub(crate) fn listening(channel: &str) {
+        tracing::debug!(channel, "voyado_webhooks listening for notifications");
+    }
+
+    /// Listening failed; it is tried again after `wait`.
+    #[cfg(all(feature = "worker", feature = "postgres"))]
+    pub(crate) fn listen_failed(channel: &str, error: &sqlx::Error, wait: std::time::Duration) {
+        let (error, wait_ms) = (bounded(&error.to_string()), wait.as_millis());
+        tracing::warn!(
+            channel,
+            error,
+            wait_ms,
+            "voyado_webhooks LISTEN failed; reconnecting"
+        );
+    }
+
     /// The names warned about so far in this process.
     static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
 
@@ -199,4 +287,31 @@ mod imp {
     }
 
     pub(crate) fn unknown_names(_: &EventEnvelope) {}
+
+    #[cfg(feature = "worker")]
+    pub(crate) fn worker_started(_: usize, _: std::time::Duration, _: bool) {}
+
+    #[cfg(feature = "worker")]
+    pub(crate) fn worker_stopping(_: usize) {}
+
+    #[cfg(feature = "worker")]
+    pub(crate) fn worker_stopped(_: [usize; 3], _: usize, _: usize, _: usize) {}
+
+    #[cfg(feature = "worker")]
+    pub(crate) fn woken() {}
+
+    #[cfg(feature = "worker")]
+    pub(crate) fn lease_lost(_: &str, _: u32) {}
+
+    #[cfg(feature = "worker")]
+    pub(crate) fn inbox_failed(_: &'static str, _: &dyn std::fmt::Display) {}
+
+    #[cfg(feature = "worker")]
+    pub(crate) fn task_panicked(_: &str) {}
+
+    #[cfg(all(feature = "worker", feature = "postgres"))]
+    pub(crate) fn listening(_: &str) {}
+
+    #[cfg(all(feature = "worker", feature = "postgres"))]
+    pub(crate) fn listen_failed(_: &str, _: &sqlx::Error, _: std::time::Duration) {}
 }

@@ -19,9 +19,8 @@ use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
 use crate::headers::HeaderSource;
-use crate::idempotency::DEFAULT_LEASE;
-use crate::inbox::RetryPolicy;
 use crate::lenient_base64::LENIENT_BASE64;
+use crate::policy::Processing;
 use crate::text::quote;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -142,10 +141,8 @@ pub struct Webhook {
     /// Secrets that verify too, while the secret is rotated.
     others: Vec<Key>,
     tolerance: Duration,
-    /// How long [`handle`](Self::handle) and `process` claim a delivery for.
-    pub(crate) lease: std::time::Duration,
-    /// When `process` retries a failed delivery.
-    pub(crate) retry: RetryPolicy,
+    /// The lease and retry policy, set beside the processing (`src/process.rs`).
+    pub(crate) processing: Processing,
     #[cfg(feature = "decrypt")]
     pub(crate) decryptor: Option<crate::decrypt::Decryptor>,
 }
@@ -168,8 +165,7 @@ impl Webhook {
             key,
             others: Vec::new(),
             tolerance: DEFAULT_TOLERANCE,
-            lease: DEFAULT_LEASE,
-            retry: RetryPolicy::default(),
+            processing: Processing::default(),
             #[cfg(feature = "decrypt")]
             decryptor: None,
         }
@@ -209,24 +205,6 @@ impl Webhook {
     /// taken as its absolute value.
     pub fn with_tolerance(mut self, tolerance: Duration) -> Webhook {
         self.tolerance = tolerance.abs();
-        self
-    }
-
-    /// The same webhook claiming each delivery for `lease` in
-    /// [`handle`](Self::handle) (default [`DEFAULT_LEASE`], 60 seconds): a retry
-    /// within it, while the first attempt runs, is answered 409, and a claim
-    /// whose holder vanished is taken again after it. Keep it well above your
-    /// handlers' longest run.
-    pub fn with_lease(mut self, lease: std::time::Duration) -> Webhook {
-        self.lease = lease;
-        self
-    }
-
-    /// The same webhook retrying deliveries that failed in
-    /// [`process`](Self::process) by `policy` (default: 10 attempts, 5 seconds
-    /// after the first failure, doubling up to an hour).
-    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Webhook {
-        self.retry = policy;
         self
     }
 
@@ -453,8 +431,8 @@ impl fmt::Debug for Webhook {
             .field("key", &"<redacted>")
             .field("other_keys", &self.others.len())
             .field("tolerance", &self.tolerance)
-            .field("lease", &self.lease)
-            .field("retry", &self.retry);
+            .field("lease", &self.processing.lease)
+            .field("retry", &self.processing.retry);
         debug.finish()
     }
 }

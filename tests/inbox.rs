@@ -11,7 +11,6 @@
     reason = "a test fails by panicking"
 )]
 
-#[cfg(feature = "postgres")]
 mod common;
 
 use std::sync::Mutex;
@@ -23,16 +22,7 @@ use voyado_webhooks::{
     LoyaltyAddPoints, MemoryInbox, OffsetDateTime, ReceiveError, RetryPolicy, State, Webhook,
 };
 
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-fn body(contact: &str) -> Vec<u8> {
-    format!(r#"{{"eventType": "loyalty.addPoints", "id": "e-{contact}", "payload": {{"amount": 10.50, "contactId": "{contact}"}}}}"#)
-        .into_bytes()
-}
-
-fn now() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
-}
+use common::deliveries::{SECRET, accept, body, now};
 
 /// Retries at once, three attempts, short leases: so a test needs no waiting.
 fn webhook() -> Webhook {
@@ -81,16 +71,6 @@ impl AsyncEventHandler for Ledger {
         _: Option<&str>,
     ) -> Result<(), Self::Error> {
         Err(std::io::Error::other(format!("unexpected {event_type}")))
-    }
-}
-
-async fn accept<I: Inbox>(webhook: &Webhook, inbox: &I, message_id: &str, body: &[u8]) -> u16 {
-    match webhook
-        .accept(&webhook.signed_headers(message_id, now(), body), body, inbox)
-        .await
-    {
-        Ok(accepted) => accepted.status_code(),
-        Err(error) => error.status_code(),
     }
 }
 
@@ -197,7 +177,7 @@ async fn behaviour<I: Inbox + IdempotencyStore>(inbox: I) {
     // again, as a later attempt.
     assert_eq!(accept(&webhook, &inbox, "msg_4", &body("c-4")).await, 200);
     let lost = inbox
-        .claim_due(10, Duration::from_millis(300), OffsetDateTime::now_utc())
+        .claim_due(10, Duration::from_millis(300), 3, OffsetDateTime::now_utc())
         .await
         .unwrap();
     assert!(lost.iter().any(|r| r.message_id == "msg_4"));

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::{Counts, Inbox, Incoming, Record, State, later};
+use super::{Counts, Inbox, Incoming, NO_OUTCOME, Record, State, age, later};
 use crate::idempotency::{Claim, IdempotencyStore, MemoryIdempotencyStore};
 
 /// An [`Inbox`] in memory: for tests, and for a single process that may lose
@@ -27,6 +27,8 @@ use crate::idempotency::{Claim, IdempotencyStore, MemoryIdempotencyStore};
 pub struct MemoryInbox {
     deliveries: Mutex<Deliveries>,
     claims: MemoryIdempotencyStore,
+    #[cfg(feature = "worker")]
+    doorbell: crate::wake::Doorbell,
 }
 
 #[derive(Debug, Default)]
@@ -44,6 +46,12 @@ impl MemoryInbox {
     fn lock(&self) -> std::sync::MutexGuard<'_, Deliveries> {
         // Every change leaves the map consistent: a poisoned lock is safe to use.
         self.deliveries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Wakes the workers on this inbox (feature `worker`).
+    fn ring(&self) {
+        #[cfg(feature = "worker")]
+        self.doorbell.ring();
     }
 
     /// The records matching `keep`, oldest first, at most `limit`.
@@ -82,6 +90,8 @@ impl Inbox for MemoryInbox {
         deliveries
             .by_id
             .insert(record.message_id.clone(), (order, record));
+        drop(deliveries);
+        self.ring();
         Ok(true)
     }
 
@@ -89,9 +99,16 @@ impl Inbox for MemoryInbox {
         &self,
         limit: usize,
         lease: Duration,
+        max_attempts: u32,
         now: OffsetDateTime,
     ) -> Result<Vec<Record>, Infallible> {
         let mut deliveries = self.lock();
+        for (_, record) in deliveries.by_id.values_mut() {
+            if record.state == State::Processing && record.due_at <= now && record.attempts >= max_attempts {
+                record.state = State::Dead;
+                record.last_error = Some(NO_OUTCOME.to_owned());
+            }
+        }
         let mut due: Vec<(u64, String)> = deliveries
             .by_id
             .values()
@@ -111,6 +128,16 @@ impl Inbox for MemoryInbox {
             }
         }
         Ok(claimed)
+    }
+
+    async fn renew(&self, message_id: &str, attempt: u32, until: OffsetDateTime) -> Result<bool, Infallible> {
+        match self.lock().by_id.get_mut(message_id) {
+            Some((_, record)) if record.state == State::Processing && record.attempts == attempt => {
+                record.due_at = until;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn mark_done(&self, message_id: &str, attempt: u32) -> Result<(), Infallible> {
@@ -154,19 +181,32 @@ impl Inbox for MemoryInbox {
     }
 
     async fn replay(&self, message_id: &str, now: OffsetDateTime) -> Result<bool, Infallible> {
-        match self.lock().by_id.get_mut(message_id) {
+        let replayed = match self.lock().by_id.get_mut(message_id) {
             Some((_, record)) if matches!(record.state, State::Failed | State::Dead | State::Done) => {
                 record.state = State::Pending;
                 record.due_at = now;
-                Ok(true)
+                true
             }
-            _ => Ok(false),
+            _ => false,
+        };
+        if replayed {
+            self.ring();
         }
+        Ok(replayed)
     }
 
     async fn counts(&self) -> Result<Counts, Infallible> {
+        let now = OffsetDateTime::now_utc();
         let mut counts = Counts::default();
+        let (mut due, mut dead) = (None::<OffsetDateTime>, None::<OffsetDateTime>);
         for (_, record) in self.lock().by_id.values() {
+            match record.state {
+                State::Pending | State::Failed | State::Processing => {
+                    due = Some(due.map_or(record.due_at, |at| at.min(record.due_at)));
+                }
+                State::Dead => dead = Some(dead.map_or(record.received_at, |at| at.min(record.received_at))),
+                State::Done => {}
+            }
             let count = match record.state {
                 State::Pending => &mut counts.pending,
                 State::Processing => &mut counts.processing,
@@ -176,6 +216,8 @@ impl Inbox for MemoryInbox {
             };
             *count = count.saturating_add(1);
         }
+        counts.oldest_due = due.and_then(|at| age(at, now));
+        counts.oldest_dead = dead.and_then(|at| age(at, now));
         Ok(counts)
     }
 
@@ -186,6 +228,11 @@ impl Inbox for MemoryInbox {
             .by_id
             .retain(|_, (_, r)| !(r.state == State::Done && r.received_at < before));
         Ok(count.saturating_sub(deliveries.by_id.len()) as u64)
+    }
+
+    #[cfg(feature = "worker")]
+    fn doorbell(&self) -> Option<&crate::wake::Doorbell> {
+        Some(&self.doorbell)
     }
 }
 

@@ -5,12 +5,15 @@
 //! delivery is committed; [`Webhook::process`](crate::Webhook::process) claims
 //! due deliveries under a lease, dispatches them, and records the outcome. The
 //! attempt number a claim gets is its token: a worker whose lease lapsed and was
-//! taken over cannot record an outcome over the new holder's.
+//! taken over can neither renew it nor record an outcome over the new holder's.
 
 use std::future::Future;
 use std::time::Duration;
 
 use time::OffsetDateTime;
+
+#[cfg(feature = "worker")]
+use crate::wake::Doorbell;
 
 mod memory;
 #[cfg(feature = "postgres")]
@@ -109,7 +112,8 @@ pub struct Record {
     pub due_at: OffsetDateTime,
 }
 
-/// How many deliveries are in each state.
+/// How many deliveries are in each state, and how long the oldest have waited:
+/// what to alert on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Counts {
@@ -123,6 +127,13 @@ pub struct Counts {
     pub failed: u64,
     /// Out of attempts.
     pub dead: u64,
+    /// How long the delivery that has been due longest has waited since it
+    /// came due (stored, its retry time, or its lease's end): `None` if nothing
+    /// is due. A figure that grows means no worker is keeping up.
+    pub oldest_due: Option<Duration>,
+    /// How long ago the oldest dead delivery was received: `None` if none is
+    /// dead.
+    pub oldest_dead: Option<Duration>,
 }
 
 /// What [`Webhook::process`](crate::Webhook::process) did in one call.
@@ -138,63 +149,6 @@ pub struct Processed {
     /// Deliveries claimed but left alone, because their lease had lapsed before
     /// their turn in the batch; they are claimed again later.
     pub skipped: usize,
-}
-
-/// When a failed delivery is retried, and how often.
-///
-/// ```
-/// use std::time::Duration;
-/// use voyado_webhooks::RetryPolicy;
-///
-/// let policy = RetryPolicy::new(5).with_backoff(Duration::from_secs(10), Duration::from_secs(60));
-/// assert_eq!(policy.delay_after(1), Some(Duration::from_secs(10)));
-/// assert_eq!(policy.delay_after(3), Some(Duration::from_secs(40)));
-/// assert_eq!(policy.delay_after(4), Some(Duration::from_secs(60)));
-/// assert_eq!(policy.delay_after(5), None, "the fifth failure is the last");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    max_attempts: u32,
-    first: Duration,
-    max: Duration,
-}
-
-impl RetryPolicy {
-    /// At most `max_attempts` attempts (at least one), retried after 5 seconds,
-    /// doubling up to an hour.
-    pub fn new(max_attempts: u32) -> Self {
-        RetryPolicy {
-            max_attempts: max_attempts.max(1),
-            first: Duration::from_secs(5),
-            max: Duration::from_secs(60 * 60),
-        }
-    }
-
-    /// The same policy waiting `first` after the first failure, doubling up to
-    /// `max`.
-    pub fn with_backoff(mut self, first: Duration, max: Duration) -> Self {
-        self.first = first;
-        self.max = max.max(first);
-        self
-    }
-
-    /// How long to wait after failed attempt number `attempt`, or `None` if it
-    /// was the last.
-    pub fn delay_after(&self, attempt: u32) -> Option<Duration> {
-        if attempt >= self.max_attempts {
-            return None;
-        }
-        let doublings = attempt.saturating_sub(1).min(31);
-        Some(self.first.saturating_mul(1 << doublings).min(self.max))
-    }
-}
-
-/// The default: 10 attempts over about 4 hours (5 s, 10 s, 20 s … capped at an
-/// hour between attempts).
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy::new(10)
-    }
 }
 
 /// A durable store of deliveries. Every method is one atomic step, so several
@@ -213,13 +167,30 @@ pub trait Inbox: Send + Sync {
 
     /// Claims up to `limit` due deliveries for `lease`, oldest first: pending
     /// and failed ones whose time has come, and processing ones whose lease
-    /// lapsed. Each claim counts an attempt; the returned records carry it.
+    /// lapsed. Each claim counts an attempt; the returned records carry it,
+    /// and their `due_at` is the lease's end.
+    ///
+    /// A processing delivery whose lease lapsed after its `max_attempts`-th
+    /// claim (each of those attempts ended without an outcome: its process
+    /// died, or it outlived its lease) is not claimed again but made dead, with
+    /// [`NO_OUTCOME`] as its error.
     fn claim_due(
         &self,
         limit: usize,
         lease: Duration,
+        max_attempts: u32,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Vec<Record>, Self::Error>> + Send;
+
+    /// Extends the lease of the delivery claimed as attempt `attempt` to
+    /// `until`: `false` if that claim is no longer held (it lapsed and was
+    /// taken over, or an outcome was recorded), and then nothing changes.
+    fn renew(
+        &self,
+        message_id: &str,
+        attempt: u32,
+        until: OffsetDateTime,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
 
     /// Marks a delivery claimed as attempt `attempt` done. Does nothing if that
     /// claim was taken over.
@@ -257,11 +228,33 @@ pub trait Inbox: Send + Sync {
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
 
-    /// How many deliveries are in each state.
+    /// How many deliveries are in each state, and the ages of the oldest due
+    /// and the oldest dead one.
     fn counts(&self) -> impl Future<Output = Result<Counts, Self::Error>> + Send;
 
     /// Deletes done deliveries received before `before`: how many.
     fn purge_done(&self, before: OffsetDateTime) -> impl Future<Output = Result<u64, Self::Error>> + Send;
+
+    /// What workers on this inbox wait on between polls (feature `worker`):
+    /// the inbox rings it when it stores or replays a delivery. `None`, the
+    /// default, leaves the workers to poll.
+    #[cfg(feature = "worker")]
+    fn doorbell(&self) -> Option<&Doorbell> {
+        None
+    }
+}
+
+/// The error a delivery is made dead with when its last allowed attempt, like
+/// every one before it, ended without an outcome.
+pub const NO_OUTCOME: &str = "every attempt ended without an outcome (its process stopped, or its handler \
+     outlived the lease), the last allowed one included";
+
+/// How long ago `at` was at `now`, if it had passed.
+pub(crate) fn age(at: OffsetDateTime, now: OffsetDateTime) -> Option<Duration> {
+    let nanos = now
+        .unix_timestamp_nanos()
+        .checked_sub(at.unix_timestamp_nanos())?;
+    u64::try_from(nanos).ok().map(Duration::from_nanos)
 }
 
 /// `time` + a std `Duration`, saturating at the end of time.

@@ -1,4 +1,4 @@
-//! [`PostgresInbox`]: the inbox in a PostgreSQL file (feature `postgres`).
+//! [`PostgresInbox`]: the inbox in a PostgreSQL database (feature `postgres`).
 
 use std::time::Duration;
 
@@ -11,7 +11,10 @@ use super::sql::{Dialect, Statements, Tables, sql_inbox};
 /// `FOR UPDATE SKIP LOCKED`, so they never wait on each other's rows.
 ///
 /// A delivery [`Webhook::accept`](crate::Webhook::accept) answered 200 is
-/// committed (at the server's own `synchronous_commit`, on by default).
+/// committed (at the server's own `synchronous_commit`, on by default). Storing
+/// or replaying one also sends a `NOTIFY` on a channel named after the
+/// deliveries table, which the workers of every process `LISTEN` on (feature
+/// `worker`).
 ///
 /// ```
 /// use voyado_webhooks::{Inbox, PostgresInbox};
@@ -26,6 +29,69 @@ use super::sql::{Dialect, Statements, Tables, sql_inbox};
 pub struct PostgresInbox {
     pool: PgPool,
     sql: Statements,
+    #[cfg(feature = "worker")]
+    doorbell: std::sync::Arc<crate::wake::Doorbell>,
+}
+
+/// Rung by this process's `store` and `replay`, and by the notifications of
+/// every other process, through one `LISTEN` connection while a worker runs.
+#[cfg(feature = "worker")]
+fn doorbell(pool: &PgPool, tables: &Tables) -> crate::wake::Doorbell {
+    let (pool, channel) = (pool.clone(), tables.deliveries().to_owned());
+    crate::wake::Doorbell::with_listener(move |rung| {
+        tokio::spawn(listen(pool.clone(), channel.clone(), rung))
+    })
+}
+
+/// Rings `rung` on every notification on `channel`, and once each time the
+/// connection is made (again), since notifications sent while it was down are
+/// lost. Reconnects after a failure, waiting up to 5 seconds between tries;
+/// ends when the pool is closed.
+#[cfg(feature = "worker")]
+async fn listen(pool: PgPool, channel: String, rung: tokio::sync::watch::Sender<u64>) {
+    use sqlx::postgres::PgListener;
+
+    let ring = || rung.send_modify(|count| *count = count.wrapping_add(1));
+    let first_wait = Duration::from_millis(100);
+    let mut wait = first_wait;
+    loop {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(sqlx::Error::PoolClosed) => return,
+            Err(error) => {
+                crate::trace::listen_failed(&channel, &error, wait);
+                tokio::time::sleep(wait).await;
+                wait = wait.saturating_mul(2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        let error = match listener.listen(&channel).await {
+            Ok(()) => {
+                crate::trace::listening(&channel);
+                wait = first_wait;
+                ring();
+                // `Ok(None)`: the connection was lost; make a new one and ring
+                // once it listens.
+                loop {
+                    match listener.try_recv().await {
+                        Ok(Some(_)) => ring(),
+                        Ok(None) => break None,
+                        Err(error) => break Some(error),
+                    }
+                }
+            }
+            Err(error) => Some(error),
+        };
+        match error {
+            Some(sqlx::Error::PoolClosed) => return,
+            Some(error) => {
+                crate::trace::listen_failed(&channel, &error, wait);
+                tokio::time::sleep(wait).await;
+                wait = wait.saturating_mul(2).min(Duration::from_secs(5));
+            }
+            None => {}
+        }
+    }
 }
 
 /// The schema of an inbox in PostgreSQL: what [`PostgresInbox::connect`] creates if

@@ -20,6 +20,13 @@ pub struct Tables {
 }
 
 impl Tables {
+    /// The deliveries table's name: on PostgreSQL, also the channel the
+    /// workers are notified on.
+    #[cfg(all(feature = "postgres", feature = "worker"))]
+    pub(crate) fn deliveries(&self) -> &str {
+        &self.deliveries
+    }
+
     /// The two table names, each letters, digits and `_`, not starting with a
     /// digit; `None` for any other name (names are written into the SQL).
     pub fn new(deliveries: &str, claims: &str) -> Option<Tables> {
@@ -53,23 +60,15 @@ pub(crate) enum Dialect {
     Postgres,
 }
 
-impl Dialect {
-    /// Placeholder number `n` (from 1).
-    fn arg(self, n: usize) -> String {
-        // SQLite's placeholders are positional: `n` only names PostgreSQL's.
-        let _ = n;
-        match self {
-            #[cfg(feature = "sqlite")]
-            Dialect::Sqlite => "?".to_owned(),
-            #[cfg(feature = "postgres")]
-            Dialect::Postgres => format!("${n}"),
-        }
-    }
+/// Placeholder number `n` (from 1): `$n` in both dialects (sqlx binds SQLite's
+/// by their number), so one value can stand in several places.
+fn arg(n: usize) -> String {
+    format!("${n}")
+}
 
-    /// `count` placeholders, comma-separated.
-    fn args(self, count: usize) -> String {
-        (1..=count).map(|n| self.arg(n)).collect::<Vec<_>>().join(", ")
-    }
+/// Placeholders `1..=count`, comma-separated.
+fn args(count: usize) -> String {
+    (1..=count).map(arg).collect::<Vec<_>>().join(", ")
 }
 
 /// The schema of an inbox: what the inboxes' `connect` creates if it is
@@ -118,6 +117,7 @@ pub(crate) struct Statements {
     pub(crate) schema: String,
     pub(crate) store: String,
     pub(crate) claim_due: String,
+    pub(crate) renew: String,
     pub(crate) mark_done: String,
     pub(crate) mark_failed: String,
     pub(crate) get: String,
@@ -140,7 +140,7 @@ impl Statements {
             deliveries: d,
             claims: c,
         } = tables;
-        let a = |n| dialect.arg(n);
+        let a = arg;
         // PostgreSQL lets concurrent workers claim different rows; SQLite has one
         // writer at a time, so its statement is exclusive anyway.
         let skip_locked = match dialect {
@@ -149,19 +149,46 @@ impl Statements {
             #[cfg(feature = "postgres")]
             Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
         };
+        // A row when a delivery was stored or replayed. On PostgreSQL it also
+        // notifies the workers of other processes (at commit), in the same
+        // statement.
+        let notifying = |statement: String| match dialect {
+            #[cfg(feature = "sqlite")]
+            Dialect::Sqlite => format!("{statement} RETURNING 1"),
+            #[cfg(feature = "postgres")]
+            Dialect::Postgres => {
+                format!("WITH changed AS ({statement} RETURNING 1) SELECT pg_notify('{d}', '') FROM changed")
+            }
+        };
+        // A processing delivery whose lease lapsed after its last allowed claim.
+        let exhausted = format!("state = 'processing' AND attempts >= {}", a(3));
         Statements {
             schema: schema(dialect, tables),
-            store: format!(
+            store: notifying(format!(
                 "INSERT INTO {d} (message_id, timestamp, received_at, body, state, attempts, last_error, due_at) \
                  VALUES ({}, 0, {}, {}) ON CONFLICT (message_id) DO NOTHING",
-                dialect.args(5),
+                args(5),
                 a(6),
                 a(7)
-            ),
+            )),
+            // One statement claims the due and makes the exhausted dead, so no
+            // claim slips between the two; the caller drops the dead ones.
             claim_due: format!(
-                "UPDATE {d} SET state = 'processing', attempts = attempts + 1, due_at = {} WHERE message_id IN \
+                "UPDATE {d} SET \
+                 state = CASE WHEN {exhausted} THEN 'dead' ELSE 'processing' END, \
+                 last_error = CASE WHEN {exhausted} THEN {} ELSE last_error END, \
+                 attempts = CASE WHEN {exhausted} THEN attempts ELSE attempts + 1 END, \
+                 due_at = CASE WHEN {exhausted} THEN due_at ELSE {} END \
+                 WHERE message_id IN \
                  (SELECT message_id FROM {d} WHERE state IN ('pending', 'failed', 'processing') AND due_at <= {} \
                  ORDER BY due_at LIMIT {}{skip_locked}) RETURNING {COLUMNS}",
+                a(4),
+                a(1),
+                a(2),
+                a(5)
+            ),
+            renew: format!(
+                "UPDATE {d} SET due_at = {} WHERE message_id = {} AND state = 'processing' AND attempts = {}",
                 a(1),
                 a(2),
                 a(3)
@@ -187,13 +214,16 @@ impl Statements {
                 a(1),
                 a(2)
             ),
-            replay: format!(
+            replay: notifying(format!(
                 "UPDATE {d} SET state = 'pending', due_at = {} \
                  WHERE message_id = {} AND state IN ('failed', 'dead', 'done')",
                 a(1),
                 a(2)
+            )),
+            counts: format!(
+                "SELECT state, COUNT(*) AS n, MIN(due_at) AS due, MIN(received_at) AS received \
+                 FROM {d} GROUP BY state"
             ),
-            counts: format!("SELECT state, COUNT(*) AS n FROM {d} GROUP BY state"),
             purge_deliveries: format!("DELETE FROM {d} WHERE state = 'done' AND received_at < {}", a(1)),
             purge_claims: format!("DELETE FROM {c} WHERE done AND lease_until < {}", a(1)),
             claim: format!(
@@ -229,8 +259,9 @@ pub(crate) fn limit(n: usize) -> i64 {
 }
 
 /// Implements `Inbox` and `IdempotencyStore` for `$inbox` (with fields `pool:
-/// $pool` and `sql: Statements`) on the sqlx row type `$row`, and its
-/// `from_pool`, `migrate` and `pool`.
+/// $pool`, `sql: Statements` and, with feature `worker`, `doorbell:
+/// Arc<Doorbell>`, made by the module's `doorbell(&pool, &tables)`) on the sqlx
+/// row type `$row`, and its `from_pool`, `migrate` and `pool`.
 macro_rules! sql_inbox {
     ($inbox:ident, $pool:ty, $row:ty, $dialect:expr) => {
         impl $inbox {
@@ -239,8 +270,16 @@ macro_rules! sql_inbox {
             pub fn from_pool(pool: $pool, tables: &$crate::inbox::sql::Tables) -> Self {
                 $inbox {
                     sql: $crate::inbox::sql::Statements::new($dialect, tables),
+                    #[cfg(feature = "worker")]
+                    doorbell: std::sync::Arc::new(doorbell(&pool, tables)),
                     pool,
                 }
+            }
+
+            /// Wakes the workers on this inbox in this process (feature `worker`).
+            fn ring(&self) {
+                #[cfg(feature = "worker")]
+                self.doorbell.ring();
             }
 
             /// Creates the tables if they are missing.
@@ -283,7 +322,7 @@ macro_rules! sql_inbox {
                     Some(_) => $crate::inbox::State::Failed,
                     None => $crate::inbox::State::Pending,
                 };
-                let done = sqlx::query(&self.sql.store)
+                let stored = sqlx::query(&self.sql.store)
                     .bind(delivery.message_id)
                     .bind(delivery.timestamp.unix_timestamp())
                     .bind(millis(delivery.received_at))
@@ -291,31 +330,57 @@ macro_rules! sql_inbox {
                     .bind(state.as_str())
                     .bind(delivery.error.as_deref())
                     .bind(millis(delivery.received_at))
-                    .execute(&self.pool)
-                    .await?;
-                Ok(done.rows_affected() == 1)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .is_some();
+                if stored {
+                    self.ring();
+                }
+                Ok(stored)
             }
 
             async fn claim_due(
                 &self,
                 n: usize,
                 lease: std::time::Duration,
+                max_attempts: u32,
                 now: time::OffsetDateTime,
             ) -> Result<Vec<$crate::inbox::Record>, sqlx::Error> {
                 use $crate::inbox::sql::{limit, millis};
                 let rows = sqlx::query(&self.sql.claim_due)
                     .bind(millis($crate::inbox::later(now, lease)))
                     .bind(millis(now))
+                    .bind(i64::from(max_attempts))
+                    .bind($crate::inbox::NO_OUTCOME)
                     .bind(limit(n))
                     .fetch_all(&self.pool)
                     .await?;
-                let mut claimed: Vec<$crate::inbox::Record> = rows
-                    .iter()
-                    .map(record)
-                    .collect::<Result<_, sqlx::Error>>()?;
+                let mut claimed = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let record = record(row)?;
+                    // Made dead in the same statement, not claimed.
+                    if record.state == $crate::inbox::State::Processing {
+                        claimed.push(record);
+                    }
+                }
                 // Returned rows come in no order: oldest first within the batch.
                 claimed.sort_by(|a, b| (a.received_at, &a.message_id).cmp(&(b.received_at, &b.message_id)));
                 Ok(claimed)
+            }
+
+            async fn renew(
+                &self,
+                message_id: &str,
+                attempt: u32,
+                until: time::OffsetDateTime,
+            ) -> Result<bool, sqlx::Error> {
+                let renewed = sqlx::query(&self.sql.renew)
+                    .bind($crate::inbox::sql::millis(until))
+                    .bind(message_id)
+                    .bind(i64::from(attempt))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(renewed.rows_affected() == 1)
             }
 
             async fn mark_done(&self, message_id: &str, attempt: u32) -> Result<(), sqlx::Error> {
@@ -375,21 +440,30 @@ macro_rules! sql_inbox {
             }
 
             async fn replay(&self, message_id: &str, now: time::OffsetDateTime) -> Result<bool, sqlx::Error> {
-                let done = sqlx::query(&self.sql.replay)
+                let replayed = sqlx::query(&self.sql.replay)
                     .bind($crate::inbox::sql::millis(now))
                     .bind(message_id)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(done.rows_affected() == 1)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .is_some();
+                if replayed {
+                    self.ring();
+                }
+                Ok(replayed)
             }
 
             async fn counts(&self) -> Result<$crate::inbox::Counts, sqlx::Error> {
                 use sqlx::Row as _;
-                use $crate::inbox::State;
+                use $crate::inbox::sql::from_millis;
+                use $crate::inbox::{State, age};
+                let now = time::OffsetDateTime::now_utc();
                 let mut counts = $crate::inbox::Counts::default();
+                let mut due: Option<i64> = None;
                 for row in sqlx::query(&self.sql.counts).fetch_all(&self.pool).await? {
                     let n = u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0);
-                    match State::from_name(row.try_get("state")?) {
+                    let state = State::from_name(row.try_get("state")?);
+                    let (oldest_due, received): (i64, i64) = (row.try_get("due")?, row.try_get("received")?);
+                    match state {
                         Some(State::Pending) => counts.pending = n,
                         Some(State::Processing) => counts.processing = n,
                         Some(State::Done) => counts.done = n,
@@ -397,7 +471,15 @@ macro_rules! sql_inbox {
                         Some(State::Dead) => counts.dead = n,
                         None => {}
                     }
+                    match state {
+                        Some(State::Pending | State::Failed | State::Processing) => {
+                            due = Some(due.map_or(oldest_due, |at| at.min(oldest_due)));
+                        }
+                        Some(State::Dead) => counts.oldest_dead = age(from_millis(received), now),
+                        _ => {}
+                    }
                 }
+                counts.oldest_due = due.and_then(|at| age(from_millis(at), now));
                 Ok(counts)
             }
 
@@ -412,6 +494,11 @@ macro_rules! sql_inbox {
                     .execute(&self.pool)
                     .await?;
                 Ok(purged.rows_affected())
+            }
+
+            #[cfg(feature = "worker")]
+            fn doorbell(&self) -> Option<&$crate::wake::Doorbell> {
+                Some(&self.doorbell)
             }
         }
 

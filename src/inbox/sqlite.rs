@@ -30,6 +30,14 @@ use super::sql::{Dialect, Statements, Tables, sql_inbox};
 pub struct SqliteInbox {
     pool: SqlitePool,
     sql: Statements,
+    #[cfg(feature = "worker")]
+    doorbell: std::sync::Arc<crate::wake::Doorbell>,
+}
+
+/// Rung by this process's `store` and `replay`: one file, one process.
+#[cfg(feature = "worker")]
+fn doorbell(_: &SqlitePool, _: &Tables) -> crate::wake::Doorbell {
+    crate::wake::Doorbell::new()
 }
 
 /// The schema of an inbox in SQLite: what [`SqliteInbox::connect`] creates if

@@ -12,6 +12,8 @@
 
 use std::path::{Path, PathBuf};
 
+#[cfg(all(feature = "verify", feature = "test-util"))]
+pub mod deliveries;
 pub mod mutate;
 #[cfg(feature = "postgres")]
 pub mod postgres;

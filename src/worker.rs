@@ -1,0 +1,433 @@
+//! [`Worker`] (feature `worker`): processes an inbox on the caller's tokio
+//! runtime until told to stop.
+//!
+//! The loop claims only as many deliveries as it has free slots, so no claim
+//! waits for its turn; each runs in a task of its own, which renews the claim
+//! while the handler runs (fenced by the attempt number) and abandons the
+//! handler if the claim is lost or the handler outlives its timeout. Between
+//! claims the loop waits for the first of: a slot freeing, the inbox's
+//! [`Doorbell`](crate::Doorbell), a failed delivery's retry coming due, the
+//! poll interval, or the shutdown signal.
+
+use std::convert::Infallible;
+use std::error::Error;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::handler::AsyncEventHandler;
+use crate::inbox::{Inbox, Processed, Record, age, later};
+use crate::process::{Concluded, panic_message};
+use crate::trace::{self, Span};
+use crate::verify::Webhook;
+
+/// Deliveries in flight at once, by default.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+/// How often an idle worker looks for due deliveries it was not woken for, by
+/// default: retries coming due, and leases lapsed in other processes.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a handler may run before it is abandoned as a failed attempt, by
+/// default.
+pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a stopping worker waits for the deliveries in flight, by default.
+pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(15);
+/// The longest a worker waits before claiming again after the inbox failed.
+const INBOX_RETRY: Duration = Duration::from_secs(1);
+
+/// Processes the deliveries in an [`Inbox`]: runs
+/// [`Webhook::process`](crate::Webhook::process)'s steps with concurrency,
+/// wake-ups, lease renewal, a handler timeout and graceful shutdown, on the
+/// caller's tokio runtime.
+///
+/// What it guarantees, on top of the inbox's:
+///
+/// - **A handler's failure, panic or timeout is a failed attempt**, retried by
+///   the webhook's [`RetryPolicy`](crate::RetryPolicy) and dead after the
+///   last; the worker and the other deliveries go on.
+/// - **A claim is kept while its handler runs**: renewed every third of the
+///   webhook's lease ([`Webhook::with_lease`](crate::Webhook::with_lease)), so
+///   no other worker starts a delivery whose handler is still running, however
+///   long it takes. If a renewal is refused (the claim was taken over) or the
+///   lease lapses unrenewed (the inbox unreachable), the handler is abandoned
+///   and nothing is recorded over the new holder.
+/// - **A delivery accepted in this process is started at once**, and on
+///   PostgreSQL one accepted by any process (`LISTEN`/`NOTIFY`); polling is the
+///   fallback.
+/// - **A stop lets running work finish**: once the shutdown signal fires, no
+///   new delivery is claimed, and [`run_until`](Self::run_until) returns when
+///   the deliveries in flight have finished, or after the grace period, when
+///   the rest are abandoned: still claimed, they are retried after their lease.
+/// - **An inbox outage stops nothing**: a failed claim is tried again within a
+///   second; an outcome that could not be recorded leaves the delivery to be
+///   claimed again after its lease.
+///
+/// What it does not: a handler's effect and the inbox's record of it are two
+/// commits, so a crash between them runs the handler again. Key your writes
+/// by [`Context::message_id`](crate::Context::message_id).
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use voyado_webhooks::{AsyncEventHandler, MemoryInbox, Webhook, Worker};
+///
+/// struct Shop;
+/// impl AsyncEventHandler for Shop {
+///     type Error = std::convert::Infallible;
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let webhook = Arc::new(Webhook::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?);
+/// let inbox = Arc::new(MemoryInbox::new());
+/// let worker = Worker::new(webhook.clone(), inbox.clone(), Arc::new(Shop))
+///     .concurrency(8)
+///     .poll_interval(Duration::from_secs(5));
+/// // In a real receiver the signal is Ctrl-C: `async { tokio::signal::ctrl_c().await.ok(); }`.
+/// let stopped = worker.run_until(tokio::time::sleep(Duration::from_millis(10))).await?;
+/// assert_eq!(stopped.processed.handled, 0);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Worker<I: ?Sized, H: ?Sized> {
+    webhook: Arc<Webhook>,
+    inbox: Arc<I>,
+    handler: Arc<H>,
+    concurrency: usize,
+    batch_size: Option<usize>,
+    poll_interval: Duration,
+    handler_timeout: Duration,
+    grace_period: Duration,
+}
+
+/// What a worker did before [`Worker::run_until`] returned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stopped {
+    /// Attempts recorded: handled, failed (to be retried) and dead.
+    pub processed: Processed,
+    /// Handlers abandoned because their claim was lost or lapsed unrenewed;
+    /// nothing was recorded for them.
+    pub lost_leases: usize,
+    /// Attempts whose outcome the inbox failed to record; each is claimed
+    /// again after its lease.
+    pub unrecorded: usize,
+    /// Deliveries still running when the grace period ended: abandoned, and
+    /// claimed again after their lease.
+    pub cut_off: usize,
+}
+
+/// How one delivery's task ended.
+enum Ran {
+    Recorded(Concluded),
+    LostLease,
+    Unrecorded,
+}
+
+impl<I, H> Worker<I, H>
+where
+    I: Inbox + ?Sized + 'static,
+    H: AsyncEventHandler + ?Sized + 'static,
+    H::Error: Into<Box<dyn Error + Send + Sync>>,
+{
+    /// A worker dispatching `inbox`'s deliveries to `handler`, with `webhook`'s
+    /// lease, retry policy and decryption key.
+    pub fn new(webhook: Arc<Webhook>, inbox: Arc<I>, handler: Arc<H>) -> Self {
+        Worker {
+            webhook,
+            inbox,
+            handler,
+            concurrency: DEFAULT_CONCURRENCY,
+            batch_size: None,
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            handler_timeout: DEFAULT_HANDLER_TIMEOUT,
+            grace_period: DEFAULT_GRACE_PERIOD,
+        }
+    }
+
+    /// At most `concurrency` deliveries in flight at once (at least 1; default
+    /// [`DEFAULT_CONCURRENCY`]).
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// At most `batch_size` deliveries claimed in one statement (at least 1;
+    /// by default as many as the concurrency allows). Never more than the
+    /// slots free, so no claimed delivery waits for its turn.
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = Some(batch_size.max(1));
+        self
+    }
+
+    /// How often to look for due deliveries nothing woke the worker for
+    /// (default [`DEFAULT_POLL_INTERVAL`]): leases lapsed in processes that
+    /// died, and retries scheduled by other workers. This worker's own retries
+    /// are claimed when they come due.
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// How long a handler may run (default [`DEFAULT_HANDLER_TIMEOUT`]); past
+    /// it, it is abandoned and the attempt recorded as failed.
+    pub fn handler_timeout(mut self, timeout: Duration) -> Self {
+        self.handler_timeout = timeout;
+        self
+    }
+
+    /// How long [`run_until`](Self::run_until) waits for the deliveries in
+    /// flight after the signal (default [`DEFAULT_GRACE_PERIOD`]).
+    pub fn grace_period(mut self, grace: Duration) -> Self {
+        self.grace_period = grace;
+        self
+    }
+
+    /// Processes deliveries until `shutdown` completes, then lets the ones in
+    /// flight finish (up to the grace period) and returns what it did.
+    ///
+    /// It never fails: inbox errors are retried and handler errors recorded
+    /// (the `Result` lets it sit behind `?` in a `main` that returns errors).
+    /// The future is `Send`, so it can be `tokio::spawn`ed; run as many
+    /// workers as you like, in one process or several, on one inbox.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<Stopped, Infallible> {
+        let max_in_flight = self.concurrency;
+        let batch = self.batch_size.unwrap_or(max_in_flight);
+        let mut wakeups = self.inbox.doorbell().map(crate::wake::Doorbell::subscribe);
+        trace::worker_started(max_in_flight, self.poll_interval, wakeups.is_some());
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut tasks = JoinSet::new();
+        let mut stopped = Stopped::default();
+        // Whether there may be due deliveries this worker has not claimed.
+        let mut look = true;
+        let mut next_poll = Instant::now();
+        loop {
+            let free = max_in_flight.saturating_sub(tasks.len());
+            if (look || Instant::now() >= next_poll) && free > 0 {
+                if let Some(wakeups) = wakeups.as_mut() {
+                    // A ring while claiming is kept for the wait below.
+                    wakeups.clear();
+                }
+                let want = free.min(batch);
+                match self.claim(want).await {
+                    Ok(claimed) => {
+                        // A full batch: there may be more.
+                        look = claimed.len() == want;
+                        next_poll = after(self.poll_interval);
+                        for record in claimed {
+                            tasks.spawn(self.run(record));
+                        }
+                    }
+                    Err(error) => {
+                        trace::inbox_failed("claim", &error);
+                        look = false;
+                        next_poll = after(self.poll_interval.min(INBOX_RETRY));
+                    }
+                }
+                continue;
+            }
+            tokio::select! {
+                () = &mut shutdown => break,
+                Some(ran) = tasks.join_next() => {
+                    if let Some(retry_at) = tally(&mut stopped, ran) {
+                        next_poll = next_poll.min(instant_at(retry_at));
+                    }
+                }
+                () = rung(wakeups.as_mut()) => {
+                    trace::woken();
+                    look = true;
+                }
+                () = tokio::time::sleep_until(next_poll), if free > 0 => look = true,
+            }
+        }
+        trace::worker_stopping(tasks.len());
+        let grace = tokio::time::sleep(self.grace_period);
+        let mut grace = std::pin::pin!(grace);
+        loop {
+            tokio::select! {
+                ran = tasks.join_next() => match ran {
+                    Some(ran) => {
+                        tally(&mut stopped, ran);
+                    }
+                    None => break,
+                },
+                () = &mut grace => {
+                    stopped.cut_off = tasks.len();
+                    tasks.shutdown().await;
+                    break;
+                }
+            }
+        }
+        let processed = &stopped.processed;
+        trace::worker_stopped(
+            [processed.handled, processed.failed, processed.dead],
+            stopped.lost_leases,
+            stopped.unrecorded,
+            stopped.cut_off,
+        );
+        Ok(stopped)
+    }
+
+    async fn claim(&self, limit: usize) -> Result<Vec<Record>, I::Error> {
+        let processing = self.webhook.processing;
+        let max_attempts = processing.retry.max_attempts();
+        self.inbox
+            .claim_due(limit, processing.lease, max_attempts, OffsetDateTime::now_utc())
+            .await
+    }
+
+    /// The task of one claimed delivery: the attempt, with the claim renewed
+    /// while it runs, then its outcome recorded.
+    fn run(&self, record: Record) -> impl Future<Output = Ran> + Send + 'static {
+        let (webhook, inbox, handler) = (self.webhook.clone(), self.inbox.clone(), self.handler.clone());
+        let (lease, timeout) = (self.webhook.processing.lease, self.handler_timeout);
+        async move {
+            let span = Span::start("worker");
+            span.delivery(&record.message_id, record.attempts);
+            let Some(result) = keep_leased(
+                &*inbox,
+                &record,
+                lease,
+                timeout,
+                webhook.attempt(&record, &*handler, &span),
+            )
+            .await
+            else {
+                trace::lease_lost(&record.message_id, record.attempts);
+                span.finish("lease_lost");
+                return Ran::LostLease;
+            };
+            match webhook.conclude(&*inbox, &record, result, &span).await {
+                Ok(concluded) => {
+                    span.finish(concluded.outcome());
+                    Ran::Recorded(concluded)
+                }
+                Err(error) => {
+                    trace::inbox_failed("record", &error);
+                    span.finish("store_failed");
+                    Ran::Unrecorded
+                }
+            }
+        }
+    }
+}
+
+/// Runs `attempt` while renewing `record`'s claim every third of `lease`: its
+/// result, an error if it outlived `timeout`, or `None` if the claim was lost
+/// (renewal refused) or lapsed unrenewed. Either way the attempt is dropped
+/// (abandoned) before this returns.
+async fn keep_leased<I: Inbox + ?Sized>(
+    inbox: &I,
+    record: &Record,
+    lease: Duration,
+    timeout: Duration,
+    attempt: impl Future<Output = Result<(), String>>,
+) -> Option<Result<(), String>> {
+    let (id, attempt_number) = (record.message_id.as_str(), record.attempts);
+    let beat = lease
+        .checked_div(3)
+        .unwrap_or(lease)
+        .max(Duration::from_millis(1));
+    let mut heartbeat = tokio::time::interval_at(after(beat), beat);
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut held_until = record.due_at;
+    let mut attempt = std::pin::pin!(attempt);
+    let mut deadline = std::pin::pin!(tokio::time::sleep(timeout));
+    loop {
+        tokio::select! {
+            result = &mut attempt => return Some(result),
+            () = &mut deadline => {
+                return Some(Err(format!("the handler did not finish within its timeout of {timeout:?}")));
+            }
+            _ = heartbeat.tick() => {
+                let until = later(OffsetDateTime::now_utc(), lease);
+                match inbox.renew(id, attempt_number, until).await {
+                    Ok(true) => held_until = until,
+                    Ok(false) => return None,
+                    Err(error) => {
+                        trace::inbox_failed("renew", &error);
+                        if OffsetDateTime::now_utc() >= held_until {
+                            return None;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `wait` from now, or far ahead if that is past what the clock can hold.
+fn after(wait: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(wait)
+        .or_else(|| now.checked_add(Duration::from_secs(60 * 60 * 24 * 365)))
+        .unwrap_or(now)
+}
+
+/// Counts how a task ended; the time a failed delivery is retried at.
+fn tally(stopped: &mut Stopped, ran: Result<Ran, tokio::task::JoinError>) -> Option<OffsetDateTime> {
+    let add = |count: &mut usize| *count = count.saturating_add(1);
+    match ran {
+        Ok(Ran::Recorded(concluded)) => {
+            stopped.processed.count(concluded);
+            match concluded {
+                Concluded::Failed(at) => return Some(at),
+                Concluded::Handled | Concluded::Dead => {}
+            }
+        }
+        Ok(Ran::LostLease) => add(&mut stopped.lost_leases),
+        Ok(Ran::Unrecorded) => add(&mut stopped.unrecorded),
+        // The handler's panics are caught inside; this one was the inbox's.
+        Err(error) => {
+            if let Ok(panic) = error.try_into_panic() {
+                trace::task_panicked(panic_message(&*panic));
+            }
+            add(&mut stopped.unrecorded);
+        }
+    }
+    None
+}
+
+/// The monotonic instant of a wall-clock time (now, if it has passed).
+fn instant_at(at: OffsetDateTime) -> Instant {
+    after(age(OffsetDateTime::now_utc(), at).unwrap_or(Duration::ZERO))
+}
+
+/// Waits for the doorbell, or forever if the inbox has none.
+async fn rung(wakeups: Option<&mut crate::wake::Wakeups>) {
+    match wakeups {
+        Some(wakeups) => wakeups.rung().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Shows the settings, not the webhook's keys or the handler.
+impl<I: ?Sized, H: ?Sized> std::fmt::Debug for Worker<I, H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("concurrency", &self.concurrency)
+            .field("batch_size", &self.batch_size)
+            .field("poll_interval", &self.poll_interval)
+            .field("handler_timeout", &self.handler_timeout)
+            .field("grace_period", &self.grace_period)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A copy sharing the webhook, inbox and handler: to run several.
+impl<I: ?Sized, H: ?Sized> Clone for Worker<I, H> {
+    fn clone(&self) -> Self {
+        Worker {
+            webhook: self.webhook.clone(),
+            inbox: self.inbox.clone(),
+            handler: self.handler.clone(),
+            concurrency: self.concurrency,
+            batch_size: self.batch_size,
+            poll_interval: self.poll_interval,
+            handler_timeout: self.handler_timeout,
+            grace_period: self.grace_period,
+        }
+    }
+}

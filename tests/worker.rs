@@ -1,0 +1,513 @@
+//! Processing that survives its handlers, on every backend (`MemoryInbox`, a
+//! SQLite file, and the PostgreSQL server the tests start): panics, processes
+//! that die mid-handler, handlers slower than their lease or their timeout,
+//! lost leases, a shutdown with work in flight, wake-ups and an outage.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "a test fails by panicking"
+)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::deliveries::{accept, body};
+use voyado_webhooks::{
+    AsyncEventHandler, Context, Envelope, Inbox, LoyaltyAddPoints, MemoryInbox, NO_OUTCOME, OffsetDateTime,
+    RetryPolicy, State, Stopped, Webhook, Worker,
+};
+
+/// Three attempts, retried at once.
+fn webhook(lease: Duration) -> Arc<Webhook> {
+    Arc::new(
+        Webhook::new(common::deliveries::SECRET)
+            .unwrap()
+            .with_lease(lease)
+            .with_retry_policy(RetryPolicy::new(3).with_backoff(Duration::ZERO, Duration::ZERO)),
+    )
+}
+
+/// A handler whose behaviour is picked by the contact id: `poison` panics,
+/// `slow` takes `slow` to finish, `hang` never finishes; any other succeeds.
+/// It records every run's start, and any run that overlapped another of the
+/// same delivery.
+#[derive(Default)]
+struct Probe {
+    slow: Duration,
+    started: Mutex<Vec<(String, u32, Instant)>>,
+    finished: Mutex<Vec<String>>,
+    running: Mutex<HashSet<String>>,
+    overlaps: AtomicUsize,
+}
+
+impl Probe {
+    fn slow(slow: Duration) -> Arc<Probe> {
+        Arc::new(Probe {
+            slow,
+            ..Probe::default()
+        })
+    }
+
+    /// How often each message id was started.
+    fn runs(&self, message_id: &str) -> usize {
+        let started = self.started.lock().unwrap();
+        started.iter().filter(|(id, _, _)| id == message_id).count()
+    }
+
+    fn finished(&self) -> Vec<String> {
+        self.finished.lock().unwrap().clone()
+    }
+}
+
+/// Leaves the running set when dropped, so an abandoned run leaves it too.
+struct Running<'a>(&'a Probe, String);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.running.lock().unwrap().remove(&self.1);
+    }
+}
+
+impl AsyncEventHandler for Probe {
+    type Error = std::io::Error;
+
+    async fn loyalty_add_points(
+        &self,
+        ctx: &Context,
+        event: &Envelope<LoyaltyAddPoints>,
+    ) -> Result<(), Self::Error> {
+        let id = ctx.message_id().to_owned();
+        self.started
+            .lock()
+            .unwrap()
+            .push((id.clone(), ctx.attempt(), Instant::now()));
+        if !self.running.lock().unwrap().insert(id.clone()) {
+            self.overlaps.fetch_add(1, Ordering::SeqCst);
+        }
+        let _running = Running(self, id.clone());
+        match event.payload.contact_id.as_str() {
+            "poison" => panic!("poison pill for {id}"),
+            "slow" => tokio::time::sleep(self.slow).await,
+            "hang" => tokio::time::sleep(Duration::from_secs(3600)).await,
+            _ => {}
+        }
+        self.finished.lock().unwrap().push(id);
+        Ok(())
+    }
+}
+
+/// Waits until `done` holds, checking every 20 ms, for at most `limit`.
+async fn eventually<F: Future<Output = bool>>(limit: Duration, mut done: impl FnMut() -> F) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if done().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// A worker on `inbox`, spawned, and the sender that stops it.
+fn spawn_worker<I: Inbox + 'static>(
+    worker: Worker<I, Probe>,
+) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<Stopped>) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let signal = async {
+            let _ = stopped.await;
+        };
+        worker.run_until(signal).await.unwrap()
+    });
+    (stop, task)
+}
+
+async fn state<I: Inbox>(inbox: &I, message_id: &str) -> State {
+    inbox.get(message_id).await.unwrap().unwrap().state
+}
+
+/// A handler panicking on every call: `process` returns normally each time,
+/// the rest of its batch is handled, and the delivery is dead after exactly
+/// three runs, with an error naming the panic.
+async fn panic_is_a_failed_attempt<I: Inbox>(inbox: &I) {
+    let webhook = webhook(Duration::from_secs(30));
+    let probe = Probe::default();
+    for (id, contact) in [("msg_a", "c-a"), ("msg_p", "poison"), ("msg_b", "c-b")] {
+        assert_eq!(accept(&webhook, inbox, id, &body(contact)).await, 200);
+    }
+    let first = webhook.process(inbox, &probe, 10).await.unwrap();
+    assert_eq!((first.handled, first.failed), (2, 1), "{first:?}");
+    let record = inbox.get("msg_p").await.unwrap().unwrap();
+    assert_eq!(record.state, State::Failed);
+    let error = record.last_error.unwrap();
+    assert!(
+        error.contains("the handler panicked: poison pill for msg_p"),
+        "{error}"
+    );
+    for _ in 0..2 {
+        webhook.process(inbox, &probe, 10).await.unwrap();
+    }
+    let record = inbox.get("msg_p").await.unwrap().unwrap();
+    assert_eq!((record.state, record.attempts), (State::Dead, 3));
+    assert!(record.last_error.unwrap().contains("panicked"));
+    assert_eq!(
+        webhook.process(inbox, &probe, 10).await.unwrap(),
+        Default::default()
+    );
+    assert_eq!(probe.runs("msg_p"), 3);
+    assert_eq!((probe.runs("msg_a"), probe.runs("msg_b")), (1, 1));
+    assert_eq!(state(inbox, "msg_a").await, State::Done);
+}
+
+/// `process` dropped mid-handler again and again (as a killed process would
+/// leave it): the delivery runs at most three times, then is dead.
+async fn dropped_attempts_count<I: Inbox>(inbox: &I) {
+    let lease = Duration::from_millis(150);
+    let webhook = webhook(lease);
+    let probe = Probe::default();
+    let dead_before = inbox.counts().await.unwrap().dead;
+    assert_eq!(accept(&webhook, inbox, "msg_h", &body("hang")).await, 200);
+    for _ in 0..6 {
+        let dropped =
+            tokio::time::timeout(Duration::from_millis(50), webhook.process(inbox, &probe, 10)).await;
+        assert!(dropped.is_err() || dropped.unwrap().unwrap() == Default::default());
+        tokio::time::sleep(lease + Duration::from_millis(50)).await;
+    }
+    assert_eq!(probe.runs("msg_h"), 3, "one run per allowed attempt, no more");
+    let record = inbox.get("msg_h").await.unwrap().unwrap();
+    assert_eq!(record.state, State::Dead);
+    assert_eq!(record.last_error.as_deref(), Some(NO_OUTCOME));
+    assert_eq!(inbox.counts().await.unwrap().dead, dead_before + 1);
+    // A replay grants one more run.
+    assert!(inbox.replay("msg_h", OffsetDateTime::now_utc()).await.unwrap());
+    let _ = tokio::time::timeout(Duration::from_millis(50), webhook.process(inbox, &probe, 10)).await;
+    assert_eq!(probe.runs("msg_h"), 4);
+}
+
+/// Lease 300 ms, handler 1.2 s, two workers: the lease is renewed while the
+/// handler runs, so the other worker never starts it; it runs once.
+async fn slow_handler_keeps_its_lease<I: Inbox + 'static>(inboxes: [Arc<I>; 2]) {
+    let webhook = webhook(Duration::from_millis(300));
+    let probe = Probe::slow(Duration::from_millis(1200));
+    let workers = inboxes.clone().map(|inbox| {
+        spawn_worker(
+            Worker::new(webhook.clone(), inbox, probe.clone()).poll_interval(Duration::from_millis(50)),
+        )
+    });
+    assert_eq!(accept(&webhook, &*inboxes[0], "msg_s", &body("slow")).await, 200);
+    let inbox = inboxes[0].clone();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let inbox = inbox.clone();
+            async move { state(&*inbox, "msg_s").await == State::Done }
+        })
+        .await
+    );
+    // Longer than a lease again, for a takeover to show if there were one.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let mut handled = 0;
+    for (stop, task) in workers {
+        stop.send(()).unwrap();
+        let stopped = task.await.unwrap();
+        assert_eq!(stopped.lost_leases, 0, "{stopped:?}");
+        handled += stopped.processed.handled;
+    }
+    assert_eq!(probe.runs("msg_s"), 1, "{:?}", probe.started.lock().unwrap());
+    assert_eq!(probe.overlaps.load(Ordering::SeqCst), 0);
+    assert_eq!(handled, 1);
+    assert_eq!(inbox.get("msg_s").await.unwrap().unwrap().attempts, 1);
+}
+
+/// 200 deliveries, one of them poison, a worker with concurrency 4: every
+/// other one handled exactly once, the poison one dead, and `run_until`
+/// returns after the signal.
+async fn poison_among_many<I: Inbox + 'static>(inbox: Arc<I>) {
+    let webhook = webhook(Duration::from_secs(30));
+    let probe = Arc::new(Probe::default());
+    for i in 0..200 {
+        let contact = if i == 77 {
+            "poison".to_owned()
+        } else {
+            format!("c-{i}")
+        };
+        assert_eq!(
+            accept(&webhook, &*inbox, &format!("msg_{i}"), &body(&contact)).await,
+            200
+        );
+    }
+    let before = inbox.counts().await.unwrap();
+    let (stop, task) =
+        spawn_worker(Worker::new(webhook.clone(), inbox.clone(), probe.clone()).concurrency(4));
+    let watched = inbox.clone();
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            let inbox = watched.clone();
+            async move {
+                let counts = inbox.counts().await.unwrap();
+                counts.done == before.done + 199 && state(&*inbox, "msg_77").await == State::Dead
+            }
+        })
+        .await
+    );
+    stop.send(()).unwrap();
+    let stopped = tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stopped.processed.handled, 199, "{stopped:?}");
+    assert_eq!((stopped.processed.failed, stopped.processed.dead), (2, 1));
+    let mut finished = probe.finished();
+    assert_eq!(finished.len(), 199);
+    finished.sort();
+    finished.dedup();
+    assert_eq!(finished.len(), 199, "none twice");
+    assert_eq!(probe.runs("msg_77"), 3);
+    let dead = inbox.get("msg_77").await.unwrap().unwrap();
+    assert!(dead.last_error.unwrap().contains("panicked"));
+    let counts = inbox.counts().await.unwrap();
+    assert_eq!(counts.oldest_due, None, "nothing left due");
+    assert!(counts.oldest_dead.is_some(), "{counts:?}");
+}
+
+/// An idle worker with a 30 s poll interval starts a delivery accepted on
+/// `accepting` (the same inbox, or another process's handle on it) well within
+/// a second.
+async fn wakes_without_polling<I: Inbox + 'static>(name: &str, working: Arc<I>, accepting: Arc<I>) {
+    let webhook = webhook(Duration::from_secs(30));
+    let probe = Arc::new(Probe::default());
+    let (stop, task) = spawn_worker(
+        Worker::new(webhook.clone(), working, probe.clone()).poll_interval(Duration::from_secs(30)),
+    );
+    // Idle: its first look found nothing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for round in 0..3 {
+        let id = format!("msg_{name}_{round}");
+        let accepted = Instant::now();
+        assert_eq!(accept(&webhook, &*accepting, &id, &body("c-w")).await, 200);
+        let probed = probe.clone();
+        let started = eventually(Duration::from_secs(1), || {
+            let probe = probed.clone();
+            let id = id.clone();
+            async move { probe.runs(&id) == 1 }
+        })
+        .await;
+        assert!(started, "{id} not started within a second of its accept");
+        let at = probe.started.lock().unwrap().last().unwrap().2;
+        assert!(at.duration_since(accepted) < Duration::from_secs(1));
+    }
+    stop.send(()).unwrap();
+    assert_eq!(task.await.unwrap().processed.handled, 3);
+}
+
+/// A handler past its timeout is abandoned as a failed attempt; a worker stops
+/// after its grace period with the rest still claimed; a claim taken over is
+/// abandoned with nothing recorded over the new holder.
+async fn timeouts_grace_and_lost_leases<I: Inbox + 'static>(inbox: Arc<I>) {
+    let webhook = webhook(Duration::from_secs(30));
+    let probe = Arc::new(Probe::default());
+    assert_eq!(accept(&webhook, &*inbox, "msg_t", &body("hang")).await, 200);
+    let (stop, task) = spawn_worker(
+        Worker::new(webhook.clone(), inbox.clone(), probe.clone())
+            .handler_timeout(Duration::from_millis(200))
+            .poll_interval(Duration::from_millis(50)),
+    );
+    let watched = inbox.clone();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let inbox = watched.clone();
+            async move { state(&*inbox, "msg_t").await == State::Dead }
+        })
+        .await
+    );
+    stop.send(()).unwrap();
+    let stopped = task.await.unwrap();
+    assert_eq!(
+        (stopped.processed.failed, stopped.processed.dead),
+        (2, 1),
+        "{stopped:?}"
+    );
+    let record = inbox.get("msg_t").await.unwrap().unwrap();
+    assert!(record.last_error.unwrap().contains("timeout of 200ms"));
+    assert_eq!(probe.runs("msg_t"), 3);
+
+    // Shutdown with a handler still running past the grace period.
+    assert_eq!(accept(&webhook, &*inbox, "msg_g", &body("hang")).await, 200);
+    let (stop, task) = spawn_worker(
+        Worker::new(webhook.clone(), inbox.clone(), probe.clone()).grace_period(Duration::from_millis(100)),
+    );
+    let probed = probe.clone();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let probe = probed.clone();
+            async move { probe.runs("msg_g") == 1 }
+        })
+        .await
+    );
+    let signalled = Instant::now();
+    stop.send(()).unwrap();
+    let stopped = task.await.unwrap();
+    assert!(signalled.elapsed() < Duration::from_secs(2));
+    assert_eq!(stopped.cut_off, 1, "{stopped:?}");
+    assert!(
+        probe.running.lock().unwrap().is_empty(),
+        "the handler was dropped"
+    );
+    assert_eq!(state(&*inbox, "msg_g").await, State::Processing, "still claimed");
+
+    // A claim renewed by nobody lapses and is taken over: the first holder's
+    // renewal is refused, it abandons its handler and records nothing.
+    let short = Arc::new(Webhook::clone(&webhook).with_lease(Duration::from_millis(300)));
+    assert_eq!(accept(&webhook, &*inbox, "msg_l", &body("hang")).await, 200);
+    let (stop, task) = spawn_worker(Worker::new(short.clone(), inbox.clone(), probe.clone()));
+    let probed = probe.clone();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let probe = probed.clone();
+            async move { probe.runs("msg_l") == 1 }
+        })
+        .await
+    );
+    // Another worker's claim, as if the lease had lapsed: its attempt 2.
+    let taken = loop {
+        let later = OffsetDateTime::now_utc() + time::Duration::hours(1);
+        let claimed = inbox
+            .claim_due(10, Duration::from_secs(60), 3, later)
+            .await
+            .unwrap();
+        if let Some(record) = claimed.into_iter().find(|r| r.message_id == "msg_l") {
+            break record;
+        }
+    };
+    assert_eq!(taken.attempts, 2);
+    let probed = probe.clone();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let probe = probed.clone();
+            async move { probe.running.lock().unwrap().is_empty() }
+        })
+        .await,
+        "the first holder abandoned its handler"
+    );
+    stop.send(()).unwrap();
+    let stopped = task.await.unwrap();
+    assert_eq!(stopped.lost_leases, 1, "{stopped:?}");
+    let record = inbox.get("msg_l").await.unwrap().unwrap();
+    assert_eq!(
+        (record.state, record.attempts),
+        (State::Processing, 2),
+        "the new holder's"
+    );
+    assert!(!inbox.renew("msg_l", 1, OffsetDateTime::now_utc()).await.unwrap());
+    inbox.mark_done("msg_l", 2).await.unwrap();
+    assert_eq!(state(&*inbox, "msg_l").await, State::Done);
+}
+
+/// Every check on one backend. `second` is another handle on the same inbox:
+/// the same one in one process, a separate pool on PostgreSQL.
+async fn suite<I: Inbox + 'static>(first: Arc<I>, second: Arc<I>) {
+    panic_is_a_failed_attempt(&*first).await;
+    dropped_attempts_count(&*first).await;
+    slow_handler_keeps_its_lease([first.clone(), second.clone()]).await;
+    poison_among_many(first.clone()).await;
+    wakes_without_polling("same_handle", first.clone(), first.clone()).await;
+    wakes_without_polling("other_handle", second.clone(), first.clone()).await;
+    timeouts_grace_and_lost_leases(first).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_inbox() {
+    let inbox = Arc::new(MemoryInbox::new());
+    suite(inbox.clone(), inbox).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_inbox() {
+    let url = common::sqlite_file("worker");
+    let inbox = Arc::new(voyado_webhooks::SqliteInbox::connect(&url).await.unwrap());
+    suite(inbox.clone(), inbox).await;
+}
+
+/// Two handles with pools of their own, as two processes have: wake-ups go
+/// through `NOTIFY`.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_inbox() {
+    let cluster = common::postgres::Cluster::start();
+    let url = cluster.url();
+    let connect = || voyado_webhooks::PostgresInbox::connect(&url);
+    let (first, second) = (connect().await.unwrap(), connect().await.unwrap());
+    suite(Arc::new(first), Arc::new(second)).await;
+}
+
+/// The server goes away under an idle worker and comes back: the worker
+/// survives, its `LISTEN` connection is made again, and a delivery another
+/// process accepts afterwards wakes it within a second (its poll is 30 s).
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_worker_survives_an_outage_and_listens_again() {
+    let cluster = common::postgres::Cluster::start();
+    let url = cluster.url();
+    let connect = || voyado_webhooks::PostgresInbox::connect(&url);
+    let (working, accepting) = (Arc::new(connect().await.unwrap()), connect().await.unwrap());
+    let webhook = webhook(Duration::from_secs(30));
+    let probe = Arc::new(Probe::default());
+    let (stop, task) = spawn_worker(
+        Worker::new(webhook.clone(), working.clone(), probe.clone()).poll_interval(Duration::from_secs(30)),
+    );
+    assert_eq!(
+        accept(&webhook, &accepting, "msg_before", &body("c-1")).await,
+        200
+    );
+    let probed = probe.clone();
+    assert!(
+        eventually(Duration::from_secs(2), || {
+            let probe = probed.clone();
+            async move { probe.runs("msg_before") == 1 }
+        })
+        .await
+    );
+
+    cluster.stop();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.start_again();
+    // The listener reconnects within its backoff (at most 5 s) and rings once
+    // on reconnecting: give it that, then accept.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let accepted = Instant::now();
+    assert_eq!(accept(&webhook, &accepting, "msg_after", &body("c-2")).await, 200);
+    let probed = probe.clone();
+    assert!(
+        eventually(Duration::from_secs(1), || {
+            let probe = probed.clone();
+            async move { probe.runs("msg_after") == 1 }
+        })
+        .await,
+        "not woken within a second after the outage ({:?})",
+        accepted.elapsed()
+    );
+    stop.send(()).unwrap();
+    let stopped = task.await.unwrap();
+    assert_eq!(stopped.processed.handled, 2, "{stopped:?}");
+}
+
+/// The worker and its future can be sent to another thread.
+#[test]
+fn worker_and_its_future_are_send() {
+    fn send<T: Send>(_: &T) {}
+    let worker = Worker::new(
+        webhook(Duration::from_secs(1)),
+        Arc::new(MemoryInbox::new()),
+        Arc::new(Probe::default()),
+    );
+    send(&worker);
+    send(&worker.clone().run_until(async {}));
+}
