@@ -1,16 +1,18 @@
 //! A Voyado Engage webhook receiver with actix-web, ready to copy into a backend.
 //!
 //! ```text
-//! VOYADO_WEBHOOK_SECRET=whsec_... cargo run --example actix_receiver --features actix,sqlite,postgres
+//! VOYADO_WEBHOOK_SECRET=whsec_... cargo run --example actix_receiver --features actix,sqlite,postgres,worker
 //! # on PostgreSQL instead of the SQLite file voyado-example.db:
 //! DATABASE_URL=postgres://user:password@localhost/shop VOYADO_WEBHOOK_SECRET=whsec_... \
-//!   cargo run --example actix_receiver --features actix,sqlite,postgres
+//!   cargo run --example actix_receiver --features actix,sqlite,postgres,worker
 //! ```
 //!
 //! The same receiver as `axum_receiver`: `POST /webhooks/voyado` verifies the Svix
 //! signature over the raw body and stores the delivery in a durable inbox,
-//! answering 200 once it is committed, and a task beside the server processes
-//! what is stored. It listens on `VOYADO_WEBHOOK_ADDR` (default `127.0.0.1:3000`).
+//! answering 200 once it is committed, and a worker beside the server applies
+//! what is stored. It listens on `VOYADO_WEBHOOK_ADDR` (default
+//! `127.0.0.1:3000`). Ctrl-C stops the server (actix-web's own signal
+//! handling), then the worker once the deliveries in flight are done.
 //!
 //! Before the crate sees a request, actix-web answers 405 to another method on
 //! the path, 404 to another path, and 413 to a body over its default limit of
@@ -26,7 +28,7 @@ use voyado_webhooks::{Accepted, Inbox, ReceiveError};
 
 pub mod support;
 use support::{
-    Database, Endpoint, PATH, Setting, Shop, listen_addr, process_forever, sample_curl, webhook_from_env,
+    BackgroundWorker, Database, Endpoint, PATH, Setting, Shop, listen_addr, sample_curl, webhook_from_env,
 };
 
 /// Serves `POST /webhooks/voyado` on an app: `App::new().configure(routes(endpoint))`.
@@ -52,23 +54,23 @@ async fn receive<I: Inbox + 'static>(
     accepted.inspect_err(|error| eprintln!("webhook: {error}"))
 }
 
-/// Serves the endpoint on `inbox`, with a worker processing it.
+/// Serves the endpoint on `inbox`, with a worker processing it, until Ctrl-C.
 async fn serve<I: Inbox + 'static>(inbox: I, shop: Shop) -> Result<(), Box<dyn Error>> {
-    let webhook = webhook_from_env()?;
-    let inbox = Arc::new(inbox);
-    actix_web::rt::spawn(process_forever(webhook.clone(), inbox.clone(), shop));
     let endpoint = web::Data::new(Endpoint {
-        webhook: webhook.clone(),
-        inbox,
+        webhook: Arc::new(webhook_from_env()?),
+        inbox: Arc::new(inbox),
     });
+    let worker = BackgroundWorker::start(&endpoint, shop);
     let addr = listen_addr();
-    let server = HttpServer::new(move || App::new().configure(routes(endpoint.clone())))
+    let app = endpoint.clone();
+    let server = HttpServer::new(move || App::new().configure(routes(app.clone())))
         .bind(&addr)
         .map_err(|error| Setting::new("VOYADO_WEBHOOK_ADDR", format!("{addr}: {error}")))?;
     for addr in server.addrs() {
-        println!("{}", sample_curl(&webhook, &addr.to_string()));
+        println!("{}", sample_curl(&endpoint.webhook, &addr.to_string()));
     }
     server.run().await?;
+    println!("worker stopped: {:?}", worker.stop().await?);
     Ok(())
 }
 

@@ -1,19 +1,20 @@
 //! A Voyado Engage webhook receiver with axum, ready to copy into a backend.
 //!
 //! ```text
-//! VOYADO_WEBHOOK_SECRET=whsec_... cargo run --example axum_receiver --features axum,sqlite,postgres
+//! VOYADO_WEBHOOK_SECRET=whsec_... cargo run --example axum_receiver --features axum,sqlite,postgres,worker
 //! # on PostgreSQL instead of the SQLite file voyado-example.db:
 //! DATABASE_URL=postgres://user:password@localhost/shop VOYADO_WEBHOOK_SECRET=whsec_... \
-//!   cargo run --example axum_receiver --features axum,sqlite,postgres
+//!   cargo run --example axum_receiver --features axum,sqlite,postgres,worker
 //! ```
 //!
 //! `POST /webhooks/voyado` verifies the Svix signature over the raw body and
 //! stores the delivery in a durable inbox, answering 200 only once it is
-//! committed; a task beside the server processes what is stored, retrying what
-//! fails. The example handler keeps points, balances, vouchers and consents in
-//! the same database. It listens on `VOYADO_WEBHOOK_ADDR` (default
-//! `127.0.0.1:3000`) and prints a `curl` command that sends a correctly signed
-//! sample event.
+//! committed; a [`Worker`](voyado_webhooks::Worker) beside the server applies
+//! what is stored, retrying what fails. The example handler keeps points,
+//! balances, vouchers and consents in the same database. It listens on
+//! `VOYADO_WEBHOOK_ADDR` (default `127.0.0.1:3000`) and prints a `curl`
+//! command that sends a correctly signed sample event. Ctrl-C stops the
+//! server, then the worker once the deliveries in flight are done.
 //!
 //! Before the crate sees a request, axum answers 405 to another method on the
 //! path, 404 to another path, and 413 to a body over its default limit of
@@ -32,7 +33,7 @@ use voyado_webhooks::{Accepted, Inbox, ReceiveError};
 
 pub mod support;
 use support::{
-    Database, Endpoint, PATH, Setting, Shop, listen_addr, process_forever, sample_curl, webhook_from_env,
+    BackgroundWorker, Database, Endpoint, PATH, Setting, Shop, listen_addr, sample_curl, webhook_from_env,
 };
 
 /// The router serving `POST /webhooks/voyado`.
@@ -53,23 +54,28 @@ async fn receive<I: Inbox + 'static>(
     accepted.inspect_err(|error| eprintln!("webhook: {error}"))
 }
 
-/// Serves the endpoint on `inbox`, with a worker processing it.
+/// Serves the endpoint on `inbox`, with a worker processing it, until Ctrl-C.
 async fn serve<I: Inbox + 'static>(inbox: I, shop: Shop) -> Result<(), Box<dyn Error>> {
-    let webhook = webhook_from_env()?;
-    let inbox = Arc::new(inbox);
-    tokio::spawn(process_forever(webhook.clone(), inbox.clone(), shop));
-
+    let endpoint = Arc::new(Endpoint {
+        webhook: Arc::new(webhook_from_env()?),
+        inbox: Arc::new(inbox),
+    });
     let addr = listen_addr();
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .map_err(|error| Setting::new("VOYADO_WEBHOOK_ADDR", format!("{addr}: {error}")))?;
-    println!("{}", sample_curl(&webhook, &listener.local_addr()?.to_string()));
-    let endpoint = Arc::new(Endpoint { webhook, inbox });
+    println!(
+        "{}",
+        sample_curl(&endpoint.webhook, &listener.local_addr()?.to_string())
+    );
+
+    let worker = BackgroundWorker::start(&endpoint, shop);
     axum::serve(listener, router(endpoint))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
+    println!("worker stopped: {:?}", worker.stop().await?);
     Ok(())
 }
 

@@ -1,16 +1,17 @@
 //! Operating the receivers' inbox: what is stuck, why, and putting it right.
 //!
 //! ```text
-//! cargo run --example inbox_admin --features sqlite,postgres              # counts by state
-//! cargo run --example inbox_admin --features sqlite,postgres -- failed    # failed deliveries, with their errors
-//! cargo run --example inbox_admin --features sqlite,postgres -- dead      # out of attempts
-//! cargo run --example inbox_admin --features sqlite,postgres -- replay msg_2KWPBgLlAfxdpx2AI54pPJ85f4W
-//! cargo run --example inbox_admin --features sqlite,postgres -- purge 30  # done ones older than 30 days
+//! cargo run --example inbox_admin --features sqlite,postgres,worker              # counts by state
+//! cargo run --example inbox_admin --features sqlite,postgres,worker -- failed    # failed deliveries, with their errors
+//! cargo run --example inbox_admin --features sqlite,postgres,worker -- dead      # out of attempts
+//! cargo run --example inbox_admin --features sqlite,postgres,worker -- replay msg_2KWPBgLlAfxdpx2AI54pPJ85f4W
+//! cargo run --example inbox_admin --features sqlite,postgres,worker -- purge 30  # done ones older than 30 days
 //! ```
 //!
 //! It uses the same `DATABASE_URL` as the receiver examples (default: the SQLite
-//! file `voyado-example.db`). A replayed delivery is handled by the next
-//! `process` of a running receiver.
+//! file `voyado-example.db`). A replayed delivery is due at once: on
+//! PostgreSQL the replay notifies the running receivers' workers, and on SQLite
+//! (another process) their next poll, within 5 seconds, takes it.
 
 use std::error::Error;
 use std::process::ExitCode;

@@ -231,8 +231,12 @@ where
             tokio::select! {
                 () = &mut shutdown => break,
                 Some(ran) = tasks.join_next() => {
-                    if let Some(retry_at) = tally(&mut stopped, ran) {
-                        next_poll = next_poll.min(instant_at(retry_at));
+                    // Every task finished by now, so that their slots are
+                    // claimed in one statement.
+                    for ran in std::iter::once(ran).chain(std::iter::from_fn(|| tasks.try_join_next())) {
+                        if let Some(retry_at) = tally(&mut stopped, ran) {
+                            next_poll = next_poll.min(instant_at(retry_at));
+                        }
                     }
                 }
                 () = rung(wakeups.as_mut()) => {

@@ -32,7 +32,7 @@ async fn the_actix_app_answers_signed_requests_with_the_outcome() {
 
     let inbox = SqliteInbox::connect(&common::sqlite_file("actix")).await.unwrap();
     let endpoint = web::Data::new(Endpoint {
-        webhook: Webhook::new(DEVELOPMENT_SECRET).unwrap(),
+        webhook: Arc::new(Webhook::new(DEVELOPMENT_SECRET).unwrap()),
         inbox: Arc::new(inbox),
     });
     let app = test::init_service(App::new().configure(actix_receiver::routes(endpoint.clone()))).await;

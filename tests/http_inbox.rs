@@ -26,12 +26,11 @@ mod axum_receiver;
 use std::sync::Arc;
 
 use sqlx::Row;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use voyado_webhooks::{Inbox, SqliteInbox, State, Webhook};
 
 use axum_receiver::router;
-use axum_receiver::support::{DEVELOPMENT_SECRET, Database, Endpoint, PATH, Shop};
+use axum_receiver::support::{DEVELOPMENT_SECRET, Database, Endpoint, PATH, Shop, post_signed};
 
 struct Server {
     addr: std::net::SocketAddr,
@@ -49,7 +48,7 @@ async fn start(name: &str) -> Server {
     shop.migrate().await.unwrap();
     let inbox = Arc::new(inbox);
     let endpoint = Arc::new(Endpoint {
-        webhook: Webhook::new(DEVELOPMENT_SECRET).unwrap(),
+        webhook: Arc::new(Webhook::new(DEVELOPMENT_SECRET).unwrap()),
         inbox: inbox.clone(),
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -67,23 +66,9 @@ impl Server {
     /// POSTs `body` signed (by `signer`) as message `id`; returns the status.
     async fn deliver_signed(&self, signer: &Webhook, id: &str, body: &[u8]) -> u16 {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let mut request = format!(
-            "POST {PATH} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-             Connection: close\r\n",
-            self.addr,
-            body.len(),
-        );
-        for (name, value) in signer.signed_headers(id, now, body) {
-            request.push_str(&format!("{name}: {value}\r\n"));
-        }
-        let mut request = format!("{request}\r\n").into_bytes();
-        request.extend_from_slice(body);
-        let mut stream = TcpStream::connect(self.addr).await.unwrap();
-        stream.write_all(&request).await.unwrap();
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await.unwrap();
-        let text = String::from_utf8_lossy(&response);
-        text.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap()
+        post_signed(&self.addr.to_string(), signer, id, now, body)
+            .await
+            .unwrap()
     }
 
     async fn deliver(&self, id: &str, body: &[u8]) -> u16 {
@@ -195,7 +180,7 @@ async fn the_axum_router_answers_signed_requests_with_the_outcome() {
     use tower::ServiceExt;
 
     let endpoint = Arc::new(Endpoint {
-        webhook: Webhook::new(DEVELOPMENT_SECRET).unwrap(),
+        webhook: Arc::new(Webhook::new(DEVELOPMENT_SECRET).unwrap()),
         inbox: inbox("axum").await,
     });
     let signer = Webhook::new(DEVELOPMENT_SECRET).unwrap();

@@ -1,16 +1,17 @@
 //! What the receiver examples share: the endpoint, the database (SQLite by
 //! default, PostgreSQL with `DATABASE_URL=postgres://…`), the worker that
 //! processes what the endpoint stored, an example handler that keeps a small
-//! schema of its own, and a signed sample request to try them with.
+//! schema of its own, and signed requests to try them with.
 
 use std::error::Error;
 use std::sync::Arc;
-use std::time::Duration;
 
 use sqlx::{PgPool, SqlitePool};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use voyado_webhooks::{
     AsyncEventHandler, ContactPreferenceChanged, Context, Envelope, EventType, Inbox, LoyaltyAddPoints,
-    PointBalanceUpdated, PostgresInbox, Preference, Processed, RewardVoucherCreated, SqliteInbox, Webhook,
+    PointBalanceUpdated, PostgresInbox, Preference, RewardVoucherCreated, SqliteInbox, Stopped, Webhook,
+    Worker,
 };
 
 /// Where the endpoint is served.
@@ -26,32 +27,40 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://voyado-example.db";
 
 /// The endpoint: the signing secret, and the inbox it stores deliveries in.
 pub struct Endpoint<I> {
-    /// The endpoint's signing secret (and decryption key, if any).
-    pub webhook: Webhook,
+    /// The endpoint's signing secret (and decryption key, if any), shared with
+    /// the worker.
+    pub webhook: Arc<Webhook>,
     /// Where authentic deliveries are stored before they are acknowledged.
     pub inbox: Arc<I>,
 }
 
-/// Processes what the endpoint stored, forever: a batch at a time, pausing when
-/// nothing is due. Run it as a task beside the server; on PostgreSQL, run as
-/// many as you like, in as many processes, to share the work.
-pub async fn process_forever<I, H>(webhook: Webhook, inbox: Arc<I>, handler: H)
-where
-    I: Inbox,
-    H: AsyncEventHandler,
-    H::Error: Into<Box<dyn Error + Send + Sync>>,
-{
-    loop {
-        match webhook.process(&*inbox, &handler, 100).await {
-            Ok(processed) if processed == Processed::default() => {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Ok(processed) => println!("processed: {processed:?}"),
-            Err(error) => {
-                eprintln!("processing: {error}; trying again in 5 s");
-                tokio::time::sleep(Duration::from_secs(5)).await;
-            }
-        }
+/// A [`Worker`] running beside the server, until [`stop`](Self::stop)ped.
+pub struct BackgroundWorker {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<Stopped, std::convert::Infallible>>,
+}
+
+impl BackgroundWorker {
+    /// Starts a worker applying what `endpoint` stores to `shop`: 8 deliveries
+    /// at a time, woken by each delivery stored (on PostgreSQL, by any
+    /// instance), and polling every 5 seconds for retries. On PostgreSQL, run
+    /// as many instances as you like: they share the work.
+    pub fn start<I: Inbox + 'static>(endpoint: &Endpoint<I>, shop: Shop) -> Self {
+        let worker = Worker::new(endpoint.webhook.clone(), endpoint.inbox.clone(), Arc::new(shop))
+            .concurrency(8)
+            .poll_interval(std::time::Duration::from_secs(5));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(worker.run_until(async {
+            let _ = stopped.await;
+        }));
+        BackgroundWorker { stop, task }
+    }
+
+    /// Stops claiming, lets the deliveries in flight finish (up to the
+    /// worker's grace period, 15 seconds), and says what the worker did.
+    pub async fn stop(self) -> Result<Stopped, Box<dyn Error>> {
+        let _ = self.stop.send(());
+        Ok(self.task.await??)
     }
 }
 
@@ -352,4 +361,32 @@ pub fn sample_curl(webhook: &Webhook, addr: &str) -> String {
         "listening on http://{addr}{PATH}\n\nsend a signed sample event (valid for 5 minutes):\n\n\
          curl -i http://{addr}{PATH} -H 'content-type: application/json' \\\n  -H 'svix-id: {message_id}' -H 'svix-timestamp: {timestamp}' \\\n  -H 'svix-signature: {signature}' \\\n  --data-raw '{body}'\n"
     )
+}
+
+/// POSTs `body` to the endpoint at `addr` as Svix would: signed by `signer` as
+/// message `message_id` at `timestamp`, over HTTP/1.1. The status it answered.
+pub async fn post_signed(
+    addr: &str,
+    signer: &Webhook,
+    message_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> std::io::Result<u16> {
+    let mut request = format!(
+        "POST {PATH} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\nsvix-id: {message_id}\r\nsvix-timestamp: {timestamp}\r\nsvix-signature: {}\r\n\r\n",
+        body.len(),
+        signer.sign(message_id, timestamp, body),
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.write_all(&request).await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let text = String::from_utf8_lossy(&response);
+    text.split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {text:?}")))
 }
