@@ -21,10 +21,13 @@
 //! complete receivers to start from.
 //!
 //! For deliveries that must survive crashes and outages, [`Webhook::accept`]
-//! stores each authentic delivery in an [`Inbox`] before answering 200, and
-//! [`Webhook::process`] handles what is stored, with retries, dead letters and
-//! replay: [`MemoryInbox`], `SqliteInbox` (feature `sqlite`) or `PostgresInbox`
-//! (feature `postgres`, for several instances).
+//! stores each authentic delivery in an [`Inbox`] before answering 200: a
+//! [`MemoryInbox`], `SqliteInbox` (feature `sqlite`) or `PostgresInbox`
+//! (feature `postgres`, for several instances). A `Worker` (feature `worker`)
+//! applies what is stored, on your tokio runtime: with concurrency, retries,
+//! dead letters, panics and timeouts counted as failed attempts, leases renewed
+//! while handlers run, and wake-ups the moment a delivery is stored;
+//! [`Webhook::process`] is one batch of the same steps, for a loop of your own.
 //!
 //! # Features
 //!
@@ -43,6 +46,7 @@
 //! - `decrypt`: `Decryptor` and `EventEnvelope::decrypt` (`aes`, `cbc`, `base64`).
 //! - `sqlite`, `postgres`: `SqliteInbox` and `PostgresInbox` (`sqlx` 0.8, on the
 //!   caller's tokio runtime).
+//! - `worker`: `Worker` and `Doorbell` (`tokio`, on the caller's runtime).
 //!
 //! ```
 //! use voyado_webhooks::{Context, Envelope, EventEnvelope, EventHandler, LoyaltyAddPoints};
@@ -224,6 +228,7 @@ pub use receive::{Delivery, Handled, ReceiveError};
 pub use verify::{DEFAULT_TOLERANCE, SecretError, VerifiedHeaders, VerifyError, Webhook};
 #[cfg(feature = "worker")]
 pub use wake::{Doorbell, Wakeups};
+#[cfg(feature = "worker")]
 #[cfg(feature = "worker")]
 pub use worker::{
     DEFAULT_CONCURRENCY, DEFAULT_GRACE_PERIOD, DEFAULT_HANDLER_TIMEOUT, DEFAULT_POLL_INTERVAL, Stopped,

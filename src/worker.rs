@@ -4,10 +4,12 @@
 //! The loop claims only as many deliveries as it has free slots, so no claim
 //! waits for its turn; each runs in a task of its own, which renews the claim
 //! while the handler runs (fenced by the attempt number) and abandons the
-//! handler if the claim is lost or the handler outlives its timeout. Between
-//! claims the loop waits for the first of: a slot freeing, the inbox's
-//! [`Doorbell`](crate::Doorbell), a failed delivery's retry coming due, the
-//! poll interval, or the shutdown signal.
+//! handler if the claim is lost or the handler outlives its timeout. A task
+//! records a failure itself and hands a success back: the loop marks every
+//! success that finished meanwhile done in one statement, then claims their
+//! slots in one more. Between claims the loop waits for the first of: a task
+//! finishing, the inbox's [`Doorbell`](crate::Doorbell), a failed delivery's
+//! retry coming due, the poll interval, or the shutdown signal.
 
 use std::convert::Infallible;
 use std::error::Error;
@@ -121,6 +123,9 @@ pub struct Stopped {
 
 /// How one delivery's task ended.
 enum Ran {
+    /// The handler succeeded: the claim is still held, to be marked done.
+    Succeeded(Record, Span),
+    /// A failure, recorded.
     Recorded(Concluded),
     LostLease,
     Unrecorded,
@@ -199,12 +204,19 @@ where
         trace::worker_started(max_in_flight, self.poll_interval, wakeups.is_some());
         let mut shutdown = std::pin::pin!(shutdown);
         let mut tasks = JoinSet::new();
+        let mut done = Completions::default();
         let mut stopped = Stopped::default();
         // Whether there may be due deliveries this worker has not claimed.
         let mut look = true;
         let mut next_poll = Instant::now();
         loop {
-            let free = max_in_flight.saturating_sub(tasks.len());
+            done.flush(&self.inbox);
+            // Successes not yet recorded still hold their claims: at most
+            // another `concurrency` of them.
+            let free = match done.unrecorded() < max_in_flight {
+                true => max_in_flight.saturating_sub(tasks.len()),
+                false => 0,
+            };
             if (look || Instant::now() >= next_poll) && free > 0 {
                 if let Some(wakeups) = wakeups.as_mut() {
                     // A ring while claiming is kept for the wait below.
@@ -233,12 +245,12 @@ where
                 Some(ran) = tasks.join_next() => {
                     // Every task finished by now, so that their slots are
                     // claimed in one statement.
-                    for ran in std::iter::once(ran).chain(std::iter::from_fn(|| tasks.try_join_next())) {
-                        if let Some(retry_at) = tally(&mut stopped, ran) {
-                            next_poll = next_poll.min(instant_at(retry_at));
-                        }
+                    let finished = std::iter::once(ran).chain(std::iter::from_fn(|| tasks.try_join_next()));
+                    if let Some(retry_at) = done.count(&mut stopped, finished) {
+                        next_poll = next_poll.min(instant_at(retry_at));
                     }
                 }
+                Some(recorded) = done.recording.join_next() => done.recorded(&mut stopped, recorded),
                 () = rung(wakeups.as_mut()) => {
                     trace::woken();
                     look = true;
@@ -250,17 +262,19 @@ where
         let grace = tokio::time::sleep(self.grace_period);
         let mut grace = std::pin::pin!(grace);
         loop {
+            done.flush(&self.inbox);
+            if tasks.is_empty() && done.unrecorded() == 0 {
+                break;
+            }
             tokio::select! {
-                ran = tasks.join_next() => match ran {
-                    Some(ran) => {
-                        tally(&mut stopped, ran);
-                    }
-                    None => break,
-                },
-                () = &mut grace => {
+                Some(ran) = tasks.join_next() => {
+                    let finished = std::iter::once(ran).chain(std::iter::from_fn(|| tasks.try_join_next()));
+                    done.count(&mut stopped, finished);
+                }
+                Some(recorded) = done.recording.join_next() => done.recorded(&mut stopped, recorded),
+                () = &mut grace, if !tasks.is_empty() => {
                     stopped.cut_off = tasks.len();
                     tasks.shutdown().await;
-                    break;
                 }
             }
         }
@@ -303,6 +317,9 @@ where
                 span.finish("lease_lost");
                 return Ran::LostLease;
             };
+            if result.is_ok() {
+                return Ran::Succeeded(record, span);
+            }
             match webhook.conclude(&*inbox, &record, result, &span).await {
                 Ok(concluded) => {
                     span.finish(concluded.outcome());
@@ -313,6 +330,114 @@ where
                     span.finish("store_failed");
                     Ran::Unrecorded
                 }
+            }
+        }
+    }
+}
+
+/// Successes waiting to be marked done, recorded a batch at a time (group
+/// commit): while one batch's statement runs, the next gathers, and a freed
+/// slot is claimed again without waiting for its delivery's record.
+struct Completions<E> {
+    waiting: Vec<(Record, Span)>,
+    recording: JoinSet<(Vec<Span>, Result<(), E>)>,
+    in_recording: usize,
+}
+
+impl<E> Default for Completions<E> {
+    fn default() -> Self {
+        Completions {
+            waiting: Vec::new(),
+            recording: JoinSet::new(),
+            in_recording: 0,
+        }
+    }
+}
+
+impl<E: std::fmt::Display + Send + 'static> Completions<E> {
+    /// Successes whose claims are held, not yet recorded.
+    fn unrecorded(&self) -> usize {
+        self.waiting.len().saturating_add(self.in_recording)
+    }
+
+    /// Starts recording what is waiting, unless a batch is being recorded.
+    fn flush<I: Inbox<Error = E> + ?Sized + 'static>(&mut self, inbox: &Arc<I>) {
+        if self.waiting.is_empty() || !self.recording.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.waiting);
+        self.in_recording = batch.len();
+        let inbox = inbox.clone();
+        self.recording.spawn(async move {
+            let (records, spans): (Vec<Record>, Vec<Span>) = batch.into_iter().unzip();
+            let claims: Vec<(&str, u32)> = records
+                .iter()
+                .map(|record| (record.message_id.as_str(), record.attempts))
+                .collect();
+            let marked = inbox.mark_done_all(&claims).await;
+            (spans, marked)
+        });
+    }
+
+    /// Counts how the `finished` tasks ended, keeping the successes to be
+    /// recorded; the earliest time a failed one is retried at.
+    fn count(
+        &mut self,
+        stopped: &mut Stopped,
+        finished: impl Iterator<Item = Result<Ran, tokio::task::JoinError>>,
+    ) -> Option<OffsetDateTime> {
+        let add = |count: &mut usize| *count = count.saturating_add(1);
+        let mut retry_at: Option<OffsetDateTime> = None;
+        for ran in finished {
+            match ran {
+                Ok(Ran::Succeeded(record, span)) => self.waiting.push((record, span)),
+                Ok(Ran::Recorded(concluded)) => {
+                    stopped.processed.count(concluded);
+                    if let Concluded::Failed(at) = concluded {
+                        retry_at = Some(retry_at.map_or(at, |soonest| soonest.min(at)));
+                    }
+                }
+                Ok(Ran::LostLease) => add(&mut stopped.lost_leases),
+                Ok(Ran::Unrecorded) => add(&mut stopped.unrecorded),
+                // The handler's panics are caught inside; this one was the inbox's.
+                Err(error) => {
+                    if let Ok(panic) = error.try_into_panic() {
+                        trace::task_panicked(panic_message(&*panic));
+                    }
+                    add(&mut stopped.unrecorded);
+                }
+            }
+        }
+        retry_at
+    }
+
+    /// Counts a batch whose record has ended.
+    fn recorded(
+        &mut self,
+        stopped: &mut Stopped,
+        recorded: Result<(Vec<Span>, Result<(), E>), tokio::task::JoinError>,
+    ) {
+        let count = std::mem::take(&mut self.in_recording);
+        match recorded {
+            Ok((spans, Ok(()))) => {
+                for span in spans {
+                    stopped.processed.count(Concluded::Handled);
+                    span.finish(Concluded::Handled.outcome());
+                }
+            }
+            Ok((spans, Err(error))) => {
+                trace::inbox_failed("record", &error);
+                stopped.unrecorded = stopped.unrecorded.saturating_add(count);
+                for span in spans {
+                    span.finish("store_failed");
+                }
+            }
+            // The inbox's `mark_done_all` panicked.
+            Err(error) => {
+                if let Ok(panic) = error.try_into_panic() {
+                    trace::task_panicked(panic_message(&*panic));
+                }
+                stopped.unrecorded = stopped.unrecorded.saturating_add(count);
             }
         }
     }
@@ -368,30 +493,6 @@ fn after(wait: Duration) -> Instant {
     now.checked_add(wait)
         .or_else(|| now.checked_add(Duration::from_secs(60 * 60 * 24 * 365)))
         .unwrap_or(now)
-}
-
-/// Counts how a task ended; the time a failed delivery is retried at.
-fn tally(stopped: &mut Stopped, ran: Result<Ran, tokio::task::JoinError>) -> Option<OffsetDateTime> {
-    let add = |count: &mut usize| *count = count.saturating_add(1);
-    match ran {
-        Ok(Ran::Recorded(concluded)) => {
-            stopped.processed.count(concluded);
-            match concluded {
-                Concluded::Failed(at) => return Some(at),
-                Concluded::Handled | Concluded::Dead => {}
-            }
-        }
-        Ok(Ran::LostLease) => add(&mut stopped.lost_leases),
-        Ok(Ran::Unrecorded) => add(&mut stopped.unrecorded),
-        // The handler's panics are caught inside; this one was the inbox's.
-        Err(error) => {
-            if let Ok(panic) = error.try_into_panic() {
-                trace::task_panicked(panic_message(&*panic));
-            }
-            add(&mut stopped.unrecorded);
-        }
-    }
-    None
 }
 
 /// The monotonic instant of a wall-clock time (now, if it has passed).

@@ -195,15 +195,44 @@ async fn behaviour<I: Inbox + IdempotencyStore>(inbox: I) {
     inbox.mark_failed("msg_4", 1, "late", None).await.unwrap();
     assert_eq!(inbox.get("msg_4").await.unwrap().unwrap().state, State::Done);
 
+    // Several marked done in one call, each fenced by its own attempt.
+    for (id, contact) in [("msg_6", "c-6"), ("msg_7", "c-7")] {
+        assert_eq!(accept(&webhook, &inbox, id, &body(contact)).await, 200);
+    }
+    let claimed = inbox
+        .claim_due(10, Duration::from_secs(60), 3, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    let mut ids: Vec<(&str, u32)> = claimed
+        .iter()
+        .map(|r| (r.message_id.as_str(), r.attempts))
+        .collect();
+    ids.sort();
+    assert_eq!(ids, [("msg_6", 1), ("msg_7", 1)]);
+    inbox
+        .mark_done_all(&[("msg_6", 1), ("msg_7", 2), ("msg_missing", 1)])
+        .await
+        .unwrap();
+    assert_eq!(inbox.get("msg_6").await.unwrap().unwrap().state, State::Done);
+    assert_eq!(
+        inbox.get("msg_7").await.unwrap().unwrap().state,
+        State::Processing,
+        "another attempt's claim marks nothing"
+    );
+    inbox.mark_done_all(&[("msg_7", 1)]).await.unwrap();
+    inbox.mark_done_all(&[]).await.unwrap();
+    assert_eq!(inbox.get("msg_7").await.unwrap().unwrap().state, State::Done);
+
     // Operations.
     let counts = inbox.counts().await.unwrap();
-    assert_eq!(counts.done, 3, "{counts:?}");
+    assert_eq!(counts.done, 5, "{counts:?}");
+    assert_eq!(counts.oldest_due, None, "{counts:?}");
     assert_eq!(
         inbox
             .purge_done(OffsetDateTime::now_utc() + time::Duration::SECOND)
             .await
             .unwrap(),
-        3
+        5
     );
     assert_eq!(inbox.counts().await.unwrap().done, 0);
     assert!(inbox.get("msg_1").await.unwrap().is_none());

@@ -116,6 +116,16 @@ async fn eventually<F: Future<Output = bool>>(limit: Duration, mut done: impl Fn
     false
 }
 
+/// Waits up to `limit` for `probe` to have started `message_id` once.
+async fn started(probe: &Probe, message_id: &str, limit: Duration) -> bool {
+    eventually(limit, || async move { probe.runs(message_id) == 1 }).await
+}
+
+/// Waits up to `limit` for `message_id` to be in `wanted` in `inbox`.
+async fn reaches<I: Inbox>(inbox: &I, message_id: &str, wanted: State, limit: Duration) -> bool {
+    eventually(limit, || async move { state(inbox, message_id).await == wanted }).await
+}
+
 /// A worker on `inbox`, spawned, and the sender that stops it.
 fn spawn_worker<I: Inbox + 'static>(
     worker: Worker<I, Probe>,
@@ -204,13 +214,7 @@ async fn slow_handler_keeps_its_lease<I: Inbox + 'static>(inboxes: [Arc<I>; 2]) 
     });
     assert_eq!(accept(&webhook, &*inboxes[0], "msg_s", &body("slow")).await, 200);
     let inbox = inboxes[0].clone();
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            let inbox = inbox.clone();
-            async move { state(&*inbox, "msg_s").await == State::Done }
-        })
-        .await
-    );
+    assert!(reaches(&*inbox, "msg_s", State::Done, Duration::from_secs(10)).await);
     // Longer than a lease again, for a takeover to show if there were one.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let mut handled = 0;
@@ -246,14 +250,11 @@ async fn poison_among_many<I: Inbox + 'static>(inbox: Arc<I>) {
     let before = inbox.counts().await.unwrap();
     let (stop, task) =
         spawn_worker(Worker::new(webhook.clone(), inbox.clone(), probe.clone()).concurrency(4));
-    let watched = inbox.clone();
+    let inbox_ref = &*inbox;
     assert!(
-        eventually(Duration::from_secs(60), || {
-            let inbox = watched.clone();
-            async move {
-                let counts = inbox.counts().await.unwrap();
-                counts.done == before.done + 199 && state(&*inbox, "msg_77").await == State::Dead
-            }
+        eventually(Duration::from_secs(60), || async move {
+            let counts = inbox_ref.counts().await.unwrap();
+            counts.done == before.done + 199 && state(inbox_ref, "msg_77").await == State::Dead
         })
         .await
     );
@@ -292,14 +293,10 @@ async fn wakes_without_polling<I: Inbox + 'static>(name: &str, working: Arc<I>, 
         let id = format!("msg_{name}_{round}");
         let accepted = Instant::now();
         assert_eq!(accept(&webhook, &*accepting, &id, &body("c-w")).await, 200);
-        let probed = probe.clone();
-        let started = eventually(Duration::from_secs(1), || {
-            let probe = probed.clone();
-            let id = id.clone();
-            async move { probe.runs(&id) == 1 }
-        })
-        .await;
-        assert!(started, "{id} not started within a second of its accept");
+        assert!(
+            started(&probe, &id, Duration::from_secs(1)).await,
+            "{id} not started within a second of its accept"
+        );
         let at = probe.started.lock().unwrap().last().unwrap().2;
         assert!(at.duration_since(accepted) < Duration::from_secs(1));
     }
@@ -319,14 +316,7 @@ async fn timeouts_grace_and_lost_leases<I: Inbox + 'static>(inbox: Arc<I>) {
             .handler_timeout(Duration::from_millis(200))
             .poll_interval(Duration::from_millis(50)),
     );
-    let watched = inbox.clone();
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            let inbox = watched.clone();
-            async move { state(&*inbox, "msg_t").await == State::Dead }
-        })
-        .await
-    );
+    assert!(reaches(&*inbox, "msg_t", State::Dead, Duration::from_secs(10)).await);
     stop.send(()).unwrap();
     let stopped = task.await.unwrap();
     assert_eq!(
@@ -343,14 +333,7 @@ async fn timeouts_grace_and_lost_leases<I: Inbox + 'static>(inbox: Arc<I>) {
     let (stop, task) = spawn_worker(
         Worker::new(webhook.clone(), inbox.clone(), probe.clone()).grace_period(Duration::from_millis(100)),
     );
-    let probed = probe.clone();
-    assert!(
-        eventually(Duration::from_secs(5), || {
-            let probe = probed.clone();
-            async move { probe.runs("msg_g") == 1 }
-        })
-        .await
-    );
+    assert!(started(&probe, "msg_g", Duration::from_secs(5)).await);
     let signalled = Instant::now();
     stop.send(()).unwrap();
     let stopped = task.await.unwrap();
@@ -367,14 +350,7 @@ async fn timeouts_grace_and_lost_leases<I: Inbox + 'static>(inbox: Arc<I>) {
     let short = Arc::new(Webhook::clone(&webhook).with_lease(Duration::from_millis(300)));
     assert_eq!(accept(&webhook, &*inbox, "msg_l", &body("hang")).await, 200);
     let (stop, task) = spawn_worker(Worker::new(short.clone(), inbox.clone(), probe.clone()));
-    let probed = probe.clone();
-    assert!(
-        eventually(Duration::from_secs(5), || {
-            let probe = probed.clone();
-            async move { probe.runs("msg_l") == 1 }
-        })
-        .await
-    );
+    assert!(started(&probe, "msg_l", Duration::from_secs(5)).await);
     // Another worker's claim, as if the lease had lapsed: its attempt 2.
     let taken = loop {
         let later = OffsetDateTime::now_utc() + time::Duration::hours(1);
@@ -387,11 +363,10 @@ async fn timeouts_grace_and_lost_leases<I: Inbox + 'static>(inbox: Arc<I>) {
         }
     };
     assert_eq!(taken.attempts, 2);
-    let probed = probe.clone();
+    let probe_ref = &*probe;
     assert!(
-        eventually(Duration::from_secs(5), || {
-            let probe = probed.clone();
-            async move { probe.running.lock().unwrap().is_empty() }
+        eventually(Duration::from_secs(5), || async move {
+            probe_ref.running.lock().unwrap().is_empty()
         })
         .await,
         "the first holder abandoned its handler"
@@ -467,14 +442,7 @@ async fn postgres_worker_survives_an_outage_and_listens_again() {
         accept(&webhook, &accepting, "msg_before", &body("c-1")).await,
         200
     );
-    let probed = probe.clone();
-    assert!(
-        eventually(Duration::from_secs(2), || {
-            let probe = probed.clone();
-            async move { probe.runs("msg_before") == 1 }
-        })
-        .await
-    );
+    assert!(started(&probe, "msg_before", Duration::from_secs(2)).await);
 
     cluster.stop();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -484,13 +452,8 @@ async fn postgres_worker_survives_an_outage_and_listens_again() {
     tokio::time::sleep(Duration::from_secs(6)).await;
     let accepted = Instant::now();
     assert_eq!(accept(&webhook, &accepting, "msg_after", &body("c-2")).await, 200);
-    let probed = probe.clone();
     assert!(
-        eventually(Duration::from_secs(1), || {
-            let probe = probed.clone();
-            async move { probe.runs("msg_after") == 1 }
-        })
-        .await,
+        started(&probe, "msg_after", Duration::from_secs(1)).await,
         "not woken within a second after the outage ({:?})",
         accepted.elapsed()
     );

@@ -200,6 +200,19 @@ pub trait Inbox: Send + Sync {
         attempt: u32,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
+    /// Marks each delivery claimed as attempt `attempt` in `claims` done, as
+    /// [`mark_done`](Self::mark_done) does one at a time, skipping any whose
+    /// claim was taken over: in one statement where the backend allows. The
+    /// default calls `mark_done` for each.
+    fn mark_done_all(&self, claims: &[(&str, u32)]) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        async move {
+            for (message_id, attempt) in claims {
+                self.mark_done(message_id, *attempt).await?;
+            }
+            Ok(())
+        }
+    }
+
     /// Records attempt `attempt`'s error: the delivery is retried at `retry_at`,
     /// or dead if that is `None`. Does nothing if that claim was taken over.
     fn mark_failed(

@@ -101,7 +101,10 @@ pub(crate) fn schema(
     last_error  TEXT,
     due_at      BIGINT NOT NULL    -- Unix milliseconds: next attempt, or lease end
 );
-CREATE INDEX IF NOT EXISTS {d}_due ON {d} (state, due_at);
+-- Only what a claim may take, in the order it takes it: a claim reads the rows
+-- it claims and no more, and done rows leave the index.
+CREATE INDEX IF NOT EXISTS {d}_claimable ON {d} (due_at) WHERE state IN ('pending', 'failed', 'processing');
+DROP INDEX IF EXISTS {d}_due;
 CREATE TABLE IF NOT EXISTS {c} (
     message_id  TEXT PRIMARY KEY,
     done        BOOLEAN NOT NULL,
@@ -119,6 +122,7 @@ pub(crate) struct Statements {
     pub(crate) claim_due: String,
     pub(crate) renew: String,
     pub(crate) mark_done: String,
+    pub(crate) mark_done_all: String,
     pub(crate) mark_failed: String,
     pub(crate) get: String,
     pub(crate) list: String,
@@ -199,6 +203,26 @@ impl Statements {
                 a(1),
                 a(2)
             ),
+            // `$1` is a JSON array of `[message_id, attempt]` pairs: one
+            // parameter, bound alike in both dialects.
+            mark_done_all: match dialect {
+                #[cfg(feature = "sqlite")]
+                Dialect::Sqlite => format!(
+                    "UPDATE {d} SET state = 'done', last_error = NULL WHERE state = 'processing' \
+                     AND (message_id, attempts) IN \
+                     (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each({}))",
+                    a(1)
+                ),
+                #[cfg(feature = "postgres")]
+                Dialect::Postgres => format!(
+                    "UPDATE {d} SET state = 'done', last_error = NULL \
+                     FROM (SELECT value ->> 0 AS id, (value ->> 1)::bigint AS attempt \
+                     FROM jsonb_array_elements({}::jsonb)) AS claim \
+                     WHERE {d}.state = 'processing' AND {d}.message_id = claim.id \
+                     AND {d}.attempts = claim.attempt",
+                    a(1)
+                ),
+            },
             mark_failed: format!(
                 "UPDATE {d} SET state = {}, last_error = {}, due_at = {} \
                  WHERE message_id = {} AND state = 'processing' AND attempts = {}",
@@ -387,6 +411,16 @@ macro_rules! sql_inbox {
                 sqlx::query(&self.sql.mark_done)
                     .bind(message_id)
                     .bind(i64::from(attempt))
+                    .execute(&self.pool)
+                    .await
+                    .map(|_| ())
+            }
+
+            async fn mark_done_all(&self, claims: &[(&str, u32)]) -> Result<(), sqlx::Error> {
+                let claims =
+                    serde_json::to_string(claims).map_err(|error| sqlx::Error::Encode(error.into()))?;
+                sqlx::query(&self.sql.mark_done_all)
+                    .bind(claims)
                     .execute(&self.pool)
                     .await
                     .map(|_| ())

@@ -13,6 +13,7 @@ pub struct Cluster {
     bin: PathBuf,
     dir: PathBuf,
     port: u16,
+    durable: bool,
 }
 
 fn server_bin() -> PathBuf {
@@ -67,8 +68,19 @@ fn check(what: &str, output: std::process::Output) {
 }
 
 impl Cluster {
-    /// Creates and starts a cluster.
+    /// Creates and starts a cluster, with durability off: the tests stop it
+    /// cleanly, and speed matters more to them than surviving a power cut.
     pub fn start() -> Cluster {
+        Cluster::start_with(false)
+    }
+
+    /// Creates and starts a cluster that syncs every commit to disk (`fsync`
+    /// and `synchronous_commit` on, PostgreSQL's defaults), as in production.
+    pub fn start_durable() -> Cluster {
+        Cluster::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Cluster {
         static COUNT: AtomicUsize = AtomicUsize::new(0);
         let bin = server_bin();
         let dir = std::env::temp_dir().join(format!(
@@ -106,7 +118,12 @@ impl Cluster {
                 ],
             ),
         );
-        let cluster = Cluster { bin, dir, port };
+        let cluster = Cluster {
+            bin,
+            dir,
+            port,
+            durable,
+        };
         cluster.start_again();
         cluster
     }
@@ -118,10 +135,12 @@ impl Cluster {
 
     /// Starts the server again after [`stop`](Self::stop).
     pub fn start_again(&self) {
-        // Durability settings off: the tests stop the server cleanly, and speed
-        // matters more to them than surviving a power cut.
+        let durability = match self.durable {
+            true => "",
+            false => " -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+        };
         let options = format!(
-            "-p {} -h 127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            "-p {} -h 127.0.0.1 -k {}{durability}",
             self.port,
             self.dir.display()
         );
