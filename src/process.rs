@@ -192,9 +192,13 @@ impl Webhook {
             }
             let result = self.attempt(&record, handler, &span).await;
             match self.conclude(inbox, &record, result, &span).await {
-                Ok(concluded) => {
+                Ok(Some(concluded)) => {
                     processed.count(concluded);
                     span.finish(concluded.outcome());
+                }
+                Ok(None) => {
+                    processed.lost = processed.lost.saturating_add(1);
+                    span.finish("lease_lost");
                 }
                 Err(error) => {
                     span.finish("store_failed");
@@ -226,19 +230,20 @@ impl Webhook {
     }
 
     /// Records how attempt `record.attempts` ended: done, or failed with when to
-    /// retry it, or dead after the last attempt.
+    /// retry it, or dead after the last attempt; `None` if its claim was lost
+    /// and nothing was recorded.
     pub(crate) async fn conclude<I: Inbox + ?Sized>(
         &self,
         inbox: &I,
         record: &Record,
         result: Result<(), String>,
         span: &Span,
-    ) -> Result<Concluded, I::Error> {
+    ) -> Result<Option<Concluded>, I::Error> {
         let (id, attempt) = (record.message_id.as_str(), record.attempts);
         match result {
             Ok(()) => {
-                span.instrument(inbox.mark_done(id, attempt)).await?;
-                Ok(Concluded::Handled)
+                let marked = span.instrument(inbox.mark_done(id, attempt)).await?;
+                Ok(marked.then_some(Concluded::Handled))
             }
             Err(error) => {
                 let retry_at = self
@@ -247,9 +252,10 @@ impl Webhook {
                     .delay_after(attempt)
                     .map(|delay| later(OffsetDateTime::now_utc(), delay));
                 let error = excerpt(&error, ERROR_MAX_CHARS, ERROR_MAX_CHARS.saturating_mul(4));
-                span.instrument(inbox.mark_failed(id, attempt, &error, retry_at))
+                let marked = span
+                    .instrument(inbox.mark_failed(id, attempt, &error, retry_at))
                     .await?;
-                Ok(retry_at.map_or(Concluded::Dead, Concluded::Failed))
+                Ok(marked.then_some(retry_at.map_or(Concluded::Dead, Concluded::Failed)))
             }
         }
     }

@@ -142,8 +142,7 @@ mod imp {
     /// A worker stopped: what it did, and what it left.
     #[cfg(feature = "worker")]
     pub(crate) fn worker_stopped(
-        [handled, failed, dead]: [usize; 3],
-        lost_leases: usize,
+        [handled, failed, dead, lost]: [usize; 4],
         unrecorded: usize,
         cut_off: usize,
     ) {
@@ -151,7 +150,7 @@ mod imp {
             handled,
             failed,
             dead,
-            lost_leases,
+            lost,
             unrecorded,
             cut_off,
             "voyado_webhooks worker stopped"
@@ -295,7 +294,7 @@ mod imp {
     pub(crate) fn worker_stopping(_: usize) {}
 
     #[cfg(feature = "worker")]
-    pub(crate) fn worker_stopped(_: [usize; 3], _: usize, _: usize, _: usize) {}
+    pub(crate) fn worker_stopped(_: [usize; 4], _: usize, _: usize) {}
 
     #[cfg(feature = "worker")]
     pub(crate) fn woken() {}

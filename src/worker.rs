@@ -14,6 +14,7 @@
 use std::convert::Infallible;
 use std::error::Error;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -108,11 +109,10 @@ pub struct Worker<I: ?Sized, H: ?Sized> {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stopped {
-    /// Attempts recorded: handled, failed (to be retried) and dead.
+    /// Attempts recorded (handled, failed to be retried, dead), and those
+    /// whose claim was lost (taken over, or lapsed unrenewed: the handler was
+    /// abandoned, or its outcome refused), with nothing recorded.
     pub processed: Processed,
-    /// Handlers abandoned because their claim was lost or lapsed unrenewed;
-    /// nothing was recorded for them.
-    pub lost_leases: usize,
     /// Attempts whose outcome the inbox failed to record; each is claimed
     /// again after its lease.
     pub unrecorded: usize,
@@ -127,7 +127,9 @@ enum Ran {
     Succeeded(Record, Span),
     /// A failure, recorded.
     Recorded(Concluded),
+    /// The claim was lost: nothing was recorded.
     LostLease,
+    /// The inbox failed to record the outcome.
     Unrecorded,
 }
 
@@ -280,8 +282,12 @@ where
         }
         let processed = &stopped.processed;
         trace::worker_stopped(
-            [processed.handled, processed.failed, processed.dead],
-            stopped.lost_leases,
+            [
+                processed.handled,
+                processed.failed,
+                processed.dead,
+                processed.lost,
+            ],
             stopped.unrecorded,
             stopped.cut_off,
         );
@@ -321,9 +327,14 @@ where
                 return Ran::Succeeded(record, span);
             }
             match webhook.conclude(&*inbox, &record, result, &span).await {
-                Ok(concluded) => {
+                Ok(Some(concluded)) => {
                     span.finish(concluded.outcome());
                     Ran::Recorded(concluded)
+                }
+                Ok(None) => {
+                    trace::lease_lost(&record.message_id, record.attempts);
+                    span.finish("lease_lost");
+                    Ran::LostLease
                 }
                 Err(error) => {
                     trace::inbox_failed("record", &error);
@@ -340,9 +351,13 @@ where
 /// slot is claimed again without waiting for its delivery's record.
 struct Completions<E> {
     waiting: Vec<(Record, Span)>,
-    recording: JoinSet<(Vec<Span>, Result<(), E>)>,
+    recording: JoinSet<Batch<E>>,
     in_recording: usize,
 }
+
+/// A recorded batch: its deliveries' spans, and for each whether it was marked
+/// done (its claim still held).
+type Batch<E> = (Vec<Span>, Result<Vec<bool>, E>);
 
 impl<E> Default for Completions<E> {
     fn default() -> Self {
@@ -397,7 +412,7 @@ impl<E: std::fmt::Display + Send + 'static> Completions<E> {
                         retry_at = Some(retry_at.map_or(at, |soonest| soonest.min(at)));
                     }
                 }
-                Ok(Ran::LostLease) => add(&mut stopped.lost_leases),
+                Ok(Ran::LostLease) => add(&mut stopped.processed.lost),
                 Ok(Ran::Unrecorded) => add(&mut stopped.unrecorded),
                 // The handler's panics are caught inside; this one was the inbox's.
                 Err(error) => {
@@ -412,17 +427,18 @@ impl<E: std::fmt::Display + Send + 'static> Completions<E> {
     }
 
     /// Counts a batch whose record has ended.
-    fn recorded(
-        &mut self,
-        stopped: &mut Stopped,
-        recorded: Result<(Vec<Span>, Result<(), E>), tokio::task::JoinError>,
-    ) {
+    fn recorded(&mut self, stopped: &mut Stopped, recorded: Result<Batch<E>, tokio::task::JoinError>) {
         let count = std::mem::take(&mut self.in_recording);
         match recorded {
-            Ok((spans, Ok(()))) => {
-                for span in spans {
-                    stopped.processed.count(Concluded::Handled);
-                    span.finish(Concluded::Handled.outcome());
+            Ok((spans, Ok(marked))) => {
+                for (span, marked) in spans.into_iter().zip(marked) {
+                    if marked {
+                        stopped.processed.count(Concluded::Handled);
+                        span.finish(Concluded::Handled.outcome());
+                    } else {
+                        stopped.processed.lost = stopped.processed.lost.saturating_add(1);
+                        span.finish("lease_lost");
+                    }
                 }
             }
             Ok((spans, Err(error))) => {
@@ -445,8 +461,9 @@ impl<E: std::fmt::Display + Send + 'static> Completions<E> {
 
 /// Runs `attempt` while renewing `record`'s claim every third of `lease`: its
 /// result, an error if it outlived `timeout`, or `None` if the claim was lost
-/// (renewal refused) or lapsed unrenewed. Either way the attempt is dropped
-/// (abandoned) before this returns.
+/// (renewal refused) or its lease ended unrenewed. Either way the attempt is
+/// dropped (abandoned) before this returns. A renewal runs beside the
+/// attempt, never in its way: a slow inbox does not stall the handler.
 async fn keep_leased<I: Inbox + ?Sized>(
     inbox: &I,
     record: &Record,
@@ -461,29 +478,48 @@ async fn keep_leased<I: Inbox + ?Sized>(
         .max(Duration::from_millis(1));
     let mut heartbeat = tokio::time::interval_at(after(beat), beat);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut held_until = record.due_at;
     let mut attempt = std::pin::pin!(attempt);
     let mut deadline = std::pin::pin!(tokio::time::sleep(timeout));
+    let mut lapses = std::pin::pin!(tokio::time::sleep_until(instant_at(record.due_at)));
+    let mut renewing: Option<Renewal<'_, I::Error>> = None;
     loop {
         tokio::select! {
             result = &mut attempt => return Some(result),
             () = &mut deadline => {
                 return Some(Err(format!("the handler did not finish within its timeout of {timeout:?}")));
             }
-            _ = heartbeat.tick() => {
+            () = &mut lapses => return None,
+            _ = heartbeat.tick(), if renewing.is_none() => {
                 let until = later(OffsetDateTime::now_utc(), lease);
-                match inbox.renew(id, attempt_number, until).await {
-                    Ok(true) => held_until = until,
-                    Ok(false) => return None,
-                    Err(error) => {
-                        trace::inbox_failed("renew", &error);
-                        if OffsetDateTime::now_utc() >= held_until {
-                            return None;
+                renewing = Some((until, Box::pin(inbox.renew(id, attempt_number, until))));
+            }
+            renewed = renewal(renewing.as_mut()), if renewing.is_some() => {
+                let asked = renewing.take().map(|(until, _)| until);
+                match renewed {
+                    Ok(true) => {
+                        if let Some(until) = asked {
+                            lapses.as_mut().reset(instant_at(until));
                         }
                     }
+                    Ok(false) => return None,
+                    Err(error) => trace::inbox_failed("renew", &error),
                 }
             }
         }
+    }
+}
+
+/// A renewal under way: the lease's end it asks for, and the inbox's answer.
+type Renewal<'a, E> = (
+    OffsetDateTime,
+    Pin<Box<dyn Future<Output = Result<bool, E>> + Send + 'a>>,
+);
+
+/// The renewal under way's answer (never, if none is).
+async fn renewal<E>(renewing: Option<&mut Renewal<'_, E>>) -> Result<bool, E> {
+    match renewing {
+        Some((_, renewal)) => renewal.await,
+        None => std::future::pending().await,
     }
 }
 

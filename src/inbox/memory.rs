@@ -140,14 +140,15 @@ impl Inbox for MemoryInbox {
         }
     }
 
-    async fn mark_done(&self, message_id: &str, attempt: u32) -> Result<(), Infallible> {
-        if let Some((_, record)) = self.lock().by_id.get_mut(message_id) {
-            if record.state == State::Processing && record.attempts == attempt {
+    async fn mark_done(&self, message_id: &str, attempt: u32) -> Result<bool, Infallible> {
+        match self.lock().by_id.get_mut(message_id) {
+            Some((_, record)) if record.state == State::Processing && record.attempts == attempt => {
                 record.state = State::Done;
                 record.last_error = None;
+                Ok(true)
             }
+            _ => Ok(false),
         }
-        Ok(())
     }
 
     async fn mark_failed(
@@ -156,9 +157,9 @@ impl Inbox for MemoryInbox {
         attempt: u32,
         error: &str,
         retry_at: Option<OffsetDateTime>,
-    ) -> Result<(), Infallible> {
-        if let Some((_, record)) = self.lock().by_id.get_mut(message_id) {
-            if record.state == State::Processing && record.attempts == attempt {
+    ) -> Result<bool, Infallible> {
+        match self.lock().by_id.get_mut(message_id) {
+            Some((_, record)) if record.state == State::Processing && record.attempts == attempt => {
                 record.last_error = Some(error.to_owned());
                 match retry_at {
                     Some(at) => {
@@ -167,9 +168,10 @@ impl Inbox for MemoryInbox {
                     }
                     None => record.state = State::Dead,
                 }
+                Ok(true)
             }
+            _ => Ok(false),
         }
-        Ok(())
     }
 
     async fn get(&self, message_id: &str) -> Result<Option<Record>, Infallible> {

@@ -149,6 +149,10 @@ pub struct Processed {
     /// Deliveries claimed but left alone, because their lease had lapsed before
     /// their turn in the batch; they are claimed again later.
     pub skipped: usize,
+    /// Attempts whose claim was lost before their outcome was recorded (taken
+    /// over by another worker, or lapsed unrenewed): nothing was recorded, and
+    /// the new holder's attempt counts.
+    pub lost: usize,
 }
 
 /// A durable store of deliveries. Every method is one atomic step, so several
@@ -192,36 +196,41 @@ pub trait Inbox: Send + Sync {
         until: OffsetDateTime,
     ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
 
-    /// Marks a delivery claimed as attempt `attempt` done. Does nothing if that
-    /// claim was taken over.
+    /// Marks a delivery claimed as attempt `attempt` done: `false` if that
+    /// claim was no longer held (taken over), and then nothing changes.
     fn mark_done(
         &self,
         message_id: &str,
         attempt: u32,
-    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
 
     /// Marks each delivery claimed as attempt `attempt` in `claims` done, as
-    /// [`mark_done`](Self::mark_done) does one at a time, skipping any whose
-    /// claim was taken over: in one statement where the backend allows. The
-    /// default calls `mark_done` for each.
-    fn mark_done_all(&self, claims: &[(&str, u32)]) -> impl Future<Output = Result<(), Self::Error>> + Send {
+    /// [`mark_done`](Self::mark_done) does one at a time, in one statement
+    /// where the backend allows: for each claim, in order, whether it was
+    /// still held and is marked. The default calls `mark_done` for each.
+    fn mark_done_all(
+        &self,
+        claims: &[(&str, u32)],
+    ) -> impl Future<Output = Result<Vec<bool>, Self::Error>> + Send {
         async move {
+            let mut marked = Vec::with_capacity(claims.len());
             for (message_id, attempt) in claims {
-                self.mark_done(message_id, *attempt).await?;
+                marked.push(self.mark_done(message_id, *attempt).await?);
             }
-            Ok(())
+            Ok(marked)
         }
     }
 
     /// Records attempt `attempt`'s error: the delivery is retried at `retry_at`,
-    /// or dead if that is `None`. Does nothing if that claim was taken over.
+    /// or dead if that is `None`. `false` if that claim was no longer held
+    /// (taken over), and then nothing changes.
     fn mark_failed(
         &self,
         message_id: &str,
         attempt: u32,
         error: &str,
         retry_at: Option<OffsetDateTime>,
-    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
 
     /// The delivery with this message id.
     fn get(&self, message_id: &str) -> impl Future<Output = Result<Option<Record>, Self::Error>> + Send;

@@ -210,7 +210,8 @@ impl Statements {
                 Dialect::Sqlite => format!(
                     "UPDATE {d} SET state = 'done', last_error = NULL WHERE state = 'processing' \
                      AND (message_id, attempts) IN \
-                     (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each({}))",
+                     (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each({})) \
+                     RETURNING message_id",
                     a(1)
                 ),
                 #[cfg(feature = "postgres")]
@@ -219,7 +220,7 @@ impl Statements {
                      FROM (SELECT value ->> 0 AS id, (value ->> 1)::bigint AS attempt \
                      FROM jsonb_array_elements({}::jsonb)) AS claim \
                      WHERE {d}.state = 'processing' AND {d}.message_id = claim.id \
-                     AND {d}.attempts = claim.attempt",
+                     AND {d}.attempts = claim.attempt RETURNING {d}.message_id",
                     a(1)
                 ),
             },
@@ -407,23 +408,28 @@ macro_rules! sql_inbox {
                 Ok(renewed.rows_affected() == 1)
             }
 
-            async fn mark_done(&self, message_id: &str, attempt: u32) -> Result<(), sqlx::Error> {
-                sqlx::query(&self.sql.mark_done)
+            async fn mark_done(&self, message_id: &str, attempt: u32) -> Result<bool, sqlx::Error> {
+                let marked = sqlx::query(&self.sql.mark_done)
                     .bind(message_id)
                     .bind(i64::from(attempt))
                     .execute(&self.pool)
-                    .await
-                    .map(|_| ())
+                    .await?;
+                Ok(marked.rows_affected() == 1)
             }
 
-            async fn mark_done_all(&self, claims: &[(&str, u32)]) -> Result<(), sqlx::Error> {
-                let claims =
+            async fn mark_done_all(&self, claims: &[(&str, u32)]) -> Result<Vec<bool>, sqlx::Error> {
+                use sqlx::Row as _;
+                let json =
                     serde_json::to_string(claims).map_err(|error| sqlx::Error::Encode(error.into()))?;
-                sqlx::query(&self.sql.mark_done_all)
-                    .bind(claims)
-                    .execute(&self.pool)
-                    .await
-                    .map(|_| ())
+                let rows = sqlx::query(&self.sql.mark_done_all)
+                    .bind(json)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let marked = rows
+                    .iter()
+                    .map(|row| row.try_get::<String, _>("message_id"))
+                    .collect::<Result<std::collections::HashSet<String>, sqlx::Error>>()?;
+                Ok(claims.iter().map(|(id, _)| marked.contains(*id)).collect())
             }
 
             async fn mark_failed(
@@ -432,7 +438,7 @@ macro_rules! sql_inbox {
                 attempt: u32,
                 error: &str,
                 retry_at: Option<time::OffsetDateTime>,
-            ) -> Result<(), sqlx::Error> {
+            ) -> Result<bool, sqlx::Error> {
                 use $crate::inbox::sql::millis;
                 let (state, due) = match retry_at {
                     Some(at) => ($crate::inbox::State::Failed, millis(at)),
@@ -441,15 +447,15 @@ macro_rules! sql_inbox {
                         millis(time::OffsetDateTime::now_utc()),
                     ),
                 };
-                sqlx::query(&self.sql.mark_failed)
+                let marked = sqlx::query(&self.sql.mark_failed)
                     .bind(state.as_str())
                     .bind(error)
                     .bind(due)
                     .bind(message_id)
                     .bind(i64::from(attempt))
                     .execute(&self.pool)
-                    .await
-                    .map(|_| ())
+                    .await?;
+                Ok(marked.rows_affected() == 1)
             }
 
             async fn get(&self, message_id: &str) -> Result<Option<$crate::inbox::Record>, sqlx::Error> {
