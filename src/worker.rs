@@ -225,7 +225,14 @@ where
                     wakeups.clear();
                 }
                 let want = free.min(batch);
-                match self.claim(want).await {
+                // The signal ends a claim stuck on an unreachable inbox; if the
+                // claim had gone through, its deliveries are taken again after
+                // their lease, as attempts that ended without an outcome.
+                let claimed = tokio::select! {
+                    claimed = self.claim(want) => claimed,
+                    () = &mut shutdown => break,
+                };
+                match claimed {
                     Ok(claimed) => {
                         // A full batch: there may be more.
                         look = claimed.len() == want;
@@ -274,9 +281,11 @@ where
                     done.count(&mut stopped, finished);
                 }
                 Some(recorded) = done.recording.join_next() => done.recorded(&mut stopped, recorded),
-                () = &mut grace, if !tasks.is_empty() => {
+                () = &mut grace => {
                     stopped.cut_off = tasks.len();
                     tasks.shutdown().await;
+                    done.abandon(&mut stopped).await;
+                    break;
                 }
             }
         }
@@ -424,6 +433,15 @@ impl<E: std::fmt::Display + Send + 'static> Completions<E> {
             }
         }
         retry_at
+    }
+
+    /// Gives up on the successes not recorded yet (the grace period is over):
+    /// their claims stay, and they run again after their lease.
+    async fn abandon(&mut self, stopped: &mut Stopped) {
+        self.recording.shutdown().await;
+        stopped.unrecorded = stopped.unrecorded.saturating_add(self.unrecorded());
+        self.waiting.clear();
+        self.in_recording = 0;
     }
 
     /// Counts a batch whose record has ended.

@@ -515,3 +515,31 @@ async fn postgres_outage_while_a_handler_runs_loses_nothing() {
     );
     assert_eq!(inbox.get("msg_o").await.unwrap().unwrap().attempts as usize, runs);
 }
+
+/// With the server gone, a worker's claims wait on the pool: the signal still
+/// stops it at once.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_worker_stops_promptly_in_an_outage() {
+    let cluster = common::postgres::Cluster::start();
+    let inbox = Arc::new(
+        voyado_webhooks::PostgresInbox::connect(&cluster.url())
+            .await
+            .unwrap(),
+    );
+    let webhook = webhook(Duration::from_secs(30));
+    let (stop, task) = spawn_worker(
+        Worker::new(webhook, inbox, Arc::new(Probe::default())).poll_interval(Duration::from_millis(50)),
+    );
+    cluster.stop();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let signalled = Instant::now();
+    stop.send(()).unwrap();
+    let stopped = task.await.unwrap();
+    assert!(
+        signalled.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        signalled.elapsed()
+    );
+    assert_eq!(stopped, Stopped::default());
+}
