@@ -1,5 +1,6 @@
 //! [`PostgresInbox`]: the inbox in a PostgreSQL database (feature `postgres`).
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -11,10 +12,14 @@ use super::sql::{Dialect, Statements, Tables, sql_inbox};
 /// `FOR UPDATE SKIP LOCKED`, so they never wait on each other's rows.
 ///
 /// A delivery [`Webhook::accept`](crate::Webhook::accept) answered 200 is
-/// committed (at the server's own `synchronous_commit`, on by default). Storing
-/// or replaying one also sends a `NOTIFY` on a channel named after the
-/// deliveries table, which the workers of every process `LISTEN` on (feature
-/// `worker`).
+/// committed (at the server's own `synchronous_commit`, on by default). Once
+/// one is stored or replayed, a `NOTIFY` on a channel named after the
+/// deliveries table follows, which the workers of every process `LISTEN` on
+/// (feature `worker`): after the store's commit, in a transaction of its own
+/// committed without waiting for the disk, and at most one at a time from each
+/// inbox handle, with deliveries stored meanwhile covered by one more. So
+/// notifying never holds back the commits of concurrent stores (PostgreSQL
+/// serializes the commits of notifying transactions).
 ///
 /// ```
 /// use voyado_webhooks::{Inbox, PostgresInbox};
@@ -29,8 +34,92 @@ use super::sql::{Dialect, Statements, Tables, sql_inbox};
 pub struct PostgresInbox {
     pool: PgPool,
     sql: Statements,
+    notifier: Arc<Notifier>,
     #[cfg(feature = "worker")]
-    doorbell: std::sync::Arc<crate::wake::Doorbell>,
+    doorbell: Arc<crate::wake::Doorbell>,
+}
+
+impl PostgresInbox {
+    fn assemble(pool: PgPool, sql: Statements, tables: &Tables) -> Self {
+        PostgresInbox {
+            notifier: Arc::new(Notifier::new(tables)),
+            #[cfg(feature = "worker")]
+            doorbell: Arc::new(doorbell(&pool, tables)),
+            pool,
+            sql,
+        }
+    }
+
+    /// Wakes the workers of this process (feature `worker`) and, by `NOTIFY`,
+    /// those of every other.
+    async fn stored(&self) {
+        #[cfg(feature = "worker")]
+        self.doorbell.ring();
+        self.notifier.notify(&self.pool).await;
+    }
+}
+
+/// Sends the `NOTIFY` that follows stores, one at a time: a store while one is
+/// under way asks for one more after it, so every store is followed by a
+/// notification sent after its commit, and a burst of stores costs two.
+#[derive(Debug)]
+struct Notifier {
+    /// `SET LOCAL synchronous_commit = off; SELECT pg_notify(…)`: one
+    /// implicit transaction, whose commit waits for no disk sync.
+    statement: String,
+    state: Mutex<Notifying>,
+}
+
+#[derive(Debug, Default)]
+struct Notifying {
+    /// A notification is under way.
+    sending: bool,
+    /// A store committed since it started: one more is due.
+    again: bool,
+}
+
+/// Clears `sending` if the future sending is dropped mid-way, so that the
+/// next store sends.
+struct Sending<'a>(&'a Mutex<Notifying>);
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).sending = false;
+    }
+}
+
+impl Notifier {
+    fn new(tables: &Tables) -> Self {
+        let channel = tables.deliveries();
+        Notifier {
+            statement: format!("SET LOCAL synchronous_commit = off; SELECT pg_notify('{channel}', '')"),
+            state: Mutex::default(),
+        }
+    }
+
+    async fn notify(&self, pool: &PgPool) {
+        {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if state.sending {
+                state.again = true;
+                return;
+            }
+            state.sending = true;
+        }
+        let sending = Sending(&self.state);
+        loop {
+            // A failure only delays the workers until they poll.
+            let _ = sqlx::raw_sql(&self.statement).execute(pool).await;
+            let mut state = sending.0.lock().unwrap_or_else(PoisonError::into_inner);
+            if !std::mem::take(&mut state.again) {
+                // Cleared together with the check, so no store slips between.
+                state.sending = false;
+                drop(state);
+                std::mem::forget(sending);
+                return;
+            }
+        }
+    }
 }
 
 /// Rung by this process's `store` and `replay`, and by the notifications of

@@ -22,7 +22,7 @@ pub struct Tables {
 impl Tables {
     /// The deliveries table's name: on PostgreSQL, also the channel the
     /// workers are notified on.
-    #[cfg(all(feature = "postgres", feature = "worker"))]
+    #[cfg(feature = "postgres")]
     pub(crate) fn deliveries(&self) -> &str {
         &self.deliveries
     }
@@ -153,28 +153,18 @@ impl Statements {
             #[cfg(feature = "postgres")]
             Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
         };
-        // A row when a delivery was stored or replayed. On PostgreSQL it also
-        // notifies the workers of other processes (at commit), in the same
-        // statement.
-        let notifying = |statement: String| match dialect {
-            #[cfg(feature = "sqlite")]
-            Dialect::Sqlite => format!("{statement} RETURNING 1"),
-            #[cfg(feature = "postgres")]
-            Dialect::Postgres => {
-                format!("WITH changed AS ({statement} RETURNING 1) SELECT pg_notify('{d}', '') FROM changed")
-            }
-        };
         // A processing delivery whose lease lapsed after its last allowed claim.
         let exhausted = format!("state = 'processing' AND attempts >= {}", a(3));
         Statements {
             schema: schema(dialect, tables),
-            store: notifying(format!(
+            // A row when the delivery was stored (or, below, replayed).
+            store: format!(
                 "INSERT INTO {d} (message_id, timestamp, received_at, body, state, attempts, last_error, due_at) \
-                 VALUES ({}, 0, {}, {}) ON CONFLICT (message_id) DO NOTHING",
+                 VALUES ({}, 0, {}, {}) ON CONFLICT (message_id) DO NOTHING RETURNING 1",
                 args(5),
                 a(6),
                 a(7)
-            )),
+            ),
             // One statement claims the due and makes the exhausted dead, so no
             // claim slips between the two; the caller drops the dead ones.
             claim_due: format!(
@@ -239,12 +229,12 @@ impl Statements {
                 a(1),
                 a(2)
             ),
-            replay: notifying(format!(
+            replay: format!(
                 "UPDATE {d} SET state = 'pending', due_at = {} \
-                 WHERE message_id = {} AND state IN ('failed', 'dead', 'done')",
+                 WHERE message_id = {} AND state IN ('failed', 'dead', 'done') RETURNING 1",
                 a(1),
                 a(2)
-            )),
+            ),
             counts: format!(
                 "SELECT state, COUNT(*) AS n, MIN(due_at) AS due, MIN(received_at) AS received \
                  FROM {d} GROUP BY state"
@@ -284,27 +274,18 @@ pub(crate) fn limit(n: usize) -> i64 {
 }
 
 /// Implements `Inbox` and `IdempotencyStore` for `$inbox` (with fields `pool:
-/// $pool`, `sql: Statements` and, with feature `worker`, `doorbell:
-/// Arc<Doorbell>`, made by the module's `doorbell(&pool, &tables)`) on the sqlx
-/// row type `$row`, and its `from_pool`, `migrate` and `pool`.
+/// $pool` and `sql: Statements`, built by its `assemble(pool, sql, &tables)`,
+/// and a `stored()` to run after a delivery is stored or replayed, and, with
+/// feature `worker`, a `doorbell: Arc<Doorbell>` field) on the sqlx row type
+/// `$row`, and its `from_pool`, `migrate` and `pool`.
 macro_rules! sql_inbox {
     ($inbox:ident, $pool:ty, $row:ty, $dialect:expr) => {
         impl $inbox {
             /// An inbox on a pool of your own, whose tables exist (see
             /// [`migrate`](Self::migrate) and the schema function beside it).
             pub fn from_pool(pool: $pool, tables: &$crate::inbox::sql::Tables) -> Self {
-                $inbox {
-                    sql: $crate::inbox::sql::Statements::new($dialect, tables),
-                    #[cfg(feature = "worker")]
-                    doorbell: std::sync::Arc::new(doorbell(&pool, tables)),
-                    pool,
-                }
-            }
-
-            /// Wakes the workers on this inbox in this process (feature `worker`).
-            fn ring(&self) {
-                #[cfg(feature = "worker")]
-                self.doorbell.ring();
+                let sql = $crate::inbox::sql::Statements::new($dialect, tables);
+                Self::assemble(pool, sql, tables)
             }
 
             /// Creates the tables if they are missing.
@@ -359,7 +340,7 @@ macro_rules! sql_inbox {
                     .await?
                     .is_some();
                 if stored {
-                    self.ring();
+                    self.stored().await;
                 }
                 Ok(stored)
             }
@@ -487,7 +468,7 @@ macro_rules! sql_inbox {
                     .await?
                     .is_some();
                 if replayed {
-                    self.ring();
+                    self.stored().await;
                 }
                 Ok(replayed)
             }

@@ -34,10 +34,22 @@ pub struct SqliteInbox {
     doorbell: std::sync::Arc<crate::wake::Doorbell>,
 }
 
-/// Rung by this process's `store` and `replay`: one file, one process.
-#[cfg(feature = "worker")]
-fn doorbell(_: &SqlitePool, _: &Tables) -> crate::wake::Doorbell {
-    crate::wake::Doorbell::new()
+impl SqliteInbox {
+    fn assemble(pool: SqlitePool, sql: Statements, _: &Tables) -> Self {
+        SqliteInbox {
+            pool,
+            sql,
+            #[cfg(feature = "worker")]
+            doorbell: std::sync::Arc::default(),
+        }
+    }
+
+    /// Wakes the workers on this inbox (feature `worker`): one file, one
+    /// process, so this process's are all there are.
+    async fn stored(&self) {
+        #[cfg(feature = "worker")]
+        self.doorbell.ring();
+    }
 }
 
 /// The schema of an inbox in SQLite: what [`SqliteInbox::connect`] creates if
