@@ -300,8 +300,28 @@ async fn wakes_without_polling<I: Inbox + 'static>(name: &str, working: Arc<I>, 
         let at = probe.started.lock().unwrap().last().unwrap().2;
         assert!(at.duration_since(accepted) < Duration::from_secs(1));
     }
+    // A burst from concurrent requests: every one is started without a poll,
+    // the last ones by the notification that follows those sent meanwhile.
+    let mut burst = tokio::task::JoinSet::new();
+    for i in 0..50 {
+        let (webhook, accepting, id) = (
+            webhook.clone(),
+            accepting.clone(),
+            format!("msg_{name}_burst_{i}"),
+        );
+        burst.spawn(async move { accept(&webhook, &*accepting, &id, &body("c-b")).await });
+    }
+    while let Some(status) = burst.join_next().await {
+        assert_eq!(status.unwrap(), 200);
+    }
+    let probe_ref = &*probe;
+    let burst_started = eventually(Duration::from_secs(2), || async move {
+        (0..50).all(|i| probe_ref.runs(&format!("msg_{name}_burst_{i}")) == 1)
+    })
+    .await;
+    assert!(burst_started, "a burst not started within 2 s");
     stop.send(()).unwrap();
-    assert_eq!(task.await.unwrap().processed.handled, 3);
+    assert_eq!(task.await.unwrap().processed.handled, 53);
 }
 
 /// A handler past its timeout is abandoned as a failed attempt; a worker stops
