@@ -130,7 +130,10 @@ fn points(tenant: &str, extra: &str) -> Vec<u8> {
 #[test]
 fn spans_and_warnings() {
     let recorder = Recorder::default();
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
     tracing::subscriber::with_default(recorder.clone(), || runtime.block_on(run(&recorder)));
 }
 
@@ -238,6 +241,9 @@ async fn run(recorder: &Recorder) {
     assert!(warnings[256].contains("no more warnings"), "{}", warnings[256]);
     assert!(recorder.everything().len() < 200_000);
 
+    #[cfg(feature = "worker")]
+    worker_events(recorder).await;
+
     // Nothing secret: neither the secret, nor a signature, nor the body's values.
     let everything = recorder.everything();
     let signature = webhook.sign("msg_1", now(), b"x");
@@ -249,4 +255,121 @@ async fn run(recorder: &Recorder) {
     ] {
         assert!(!everything.contains(secret), "{secret} was recorded");
     }
+}
+
+impl Recorder {
+    /// The messages of the events at `level` so far.
+    #[cfg(feature = "worker")]
+    fn messages(&self, level: Level) -> Vec<Fields> {
+        let events = self.0.events.lock().unwrap();
+        events
+            .iter()
+            .filter(|(at, _)| *at == level)
+            .map(|(_, fields)| fields.clone())
+            .collect()
+    }
+}
+
+/// A worker's start and stop (with what it did), its wake-ups, and a lease it
+/// lost, as events; its deliveries' spans, as the pipeline `worker`.
+#[cfg(feature = "worker")]
+async fn worker_events(recorder: &Recorder) {
+    use std::time::Duration;
+
+    use voyado_webhooks::{Inbox, Worker};
+
+    struct Hang;
+    impl AsyncEventHandler for Hang {
+        type Error = String;
+        async fn loyalty_add_points(
+            &self,
+            _: &Context,
+            _: &Envelope<LoyaltyAddPoints>,
+        ) -> Result<(), String> {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(())
+        }
+    }
+    let has = |level: Level, message: &str| {
+        recorder
+            .messages(level)
+            .into_iter()
+            .find(|fields| fields.get("message").is_some_and(|m| m.contains(message)))
+    };
+    let webhook = Arc::new(
+        Webhook::new(SECRET)
+            .unwrap()
+            .with_lease(Duration::from_millis(300)),
+    );
+    let inbox = Arc::new(MemoryInbox::new());
+    let accept = |id: &'static str| {
+        let (webhook, inbox) = (webhook.clone(), inbox.clone());
+        async move {
+            let body = points("acme", "");
+            let headers = webhook.signed_headers(id, now(), &body);
+            webhook.accept(&headers, &body, &*inbox).await.unwrap();
+        }
+    };
+    let until = |id: &'static str, state: voyado_webhooks::State| {
+        let inbox = inbox.clone();
+        async move {
+            while inbox.get(id).await.unwrap().unwrap().state != state {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = Worker::new(webhook.clone(), inbox.clone(), Arc::new(Points));
+    let task = tokio::spawn(worker.run_until(async {
+        let _ = stopped.await;
+    }));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    accept("msg_w1").await;
+    until("msg_w1", voyado_webhooks::State::Done).await;
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    let started = has(Level::INFO, "worker started").unwrap();
+    assert_eq!(started["concurrency"], "4");
+    assert_eq!(started["wakes"], "true");
+    assert!(has(Level::DEBUG, "worker woken").is_some());
+    let stopped = has(Level::INFO, "worker stopped").unwrap();
+    assert_eq!(
+        (stopped["handled"].as_str(), stopped["lost"].as_str()),
+        ("1", "0")
+    );
+    let span = recorder
+        .spans()
+        .into_iter()
+        .find(|span| span.get("pipeline").map(String::as_str) == Some("worker"));
+    let span = span.unwrap();
+    assert_eq!(
+        (span["message_id"].as_str(), span["outcome"].as_str()),
+        ("msg_w1", "handled")
+    );
+
+    // A claim taken over while its handler hangs: lost, and said so.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = Worker::new(webhook.clone(), inbox.clone(), Arc::new(Hang)).grace_period(Duration::ZERO);
+    let task = tokio::spawn(worker.run_until(async {
+        let _ = stopped.await;
+    }));
+    accept("msg_w2").await;
+    until("msg_w2", voyado_webhooks::State::Processing).await;
+    let later = OffsetDateTime::now_utc() + time::Duration::hours(1);
+    inbox
+        .claim_due(10, Duration::from_secs(60), 3, later)
+        .await
+        .unwrap();
+    while has(Level::WARN, "lease lost").is_none() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.send(()).unwrap();
+    let stopped = task.await.unwrap().unwrap();
+    assert_eq!(stopped.processed.lost, 1, "{stopped:?}");
+    let lost = has(Level::WARN, "lease lost").unwrap();
+    assert_eq!(
+        (lost["message_id"].as_str(), lost["attempt"].as_str()),
+        ("msg_w2", "1")
+    );
 }
