@@ -14,8 +14,10 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// How long a claim holds by default: a handler must finish well within it, and
-/// a claim whose holder vanished is taken again after it.
+/// How long a claim holds by default: an inline handler, or a whole
+/// `Webhook::process` batch, must finish well within it (a `Worker` renews it
+/// while each handler runs), and a claim whose holder vanished is taken again
+/// after it.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 
 /// What [`IdempotencyStore::claim`] found.

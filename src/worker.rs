@@ -111,7 +111,8 @@ pub struct Worker<I: ?Sized, H: ?Sized> {
 pub struct Stopped {
     /// Attempts recorded (handled, failed to be retried, dead), and those
     /// whose claim was lost (taken over, or lapsed unrenewed: the handler was
-    /// abandoned, or its outcome refused), with nothing recorded.
+    /// abandoned, or its outcome refused), with nothing recorded. `skipped`
+    /// stays 0: a worker claims no more than it can start.
     pub processed: Processed,
     /// Attempts whose outcome the inbox failed to record; each is claimed
     /// again after its lease.
