@@ -563,3 +563,64 @@ async fn postgres_worker_stops_promptly_in_an_outage() {
     );
     assert_eq!(stopped, Stopped::default());
 }
+
+/// Not a test of its own: `postgres_wakes_for_a_delivery_another_process_accepts`
+/// runs this test binary again, as another process, to accept one delivery.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+#[ignore = "a helper, run as a child process by postgres_wakes_for_a_delivery_another_process_accepts"]
+async fn child_process_accepts() {
+    let (Ok(url), Ok(id)) = (
+        std::env::var("VOYADO_CHILD_DATABASE_URL"),
+        std::env::var("VOYADO_CHILD_MESSAGE_ID"),
+    ) else {
+        return;
+    };
+    let inbox = voyado_webhooks::PostgresInbox::connect(&url).await.unwrap();
+    assert_eq!(
+        accept(&webhook(Duration::from_secs(30)), &inbox, &id, &body("c-child")).await,
+        200
+    );
+}
+
+/// An idle worker with a 30 s poll starts a delivery that another process
+/// (this test binary, run again) accepted, within a second of that process's
+/// exit: by its `NOTIFY`.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_wakes_for_a_delivery_another_process_accepts() {
+    let cluster = common::postgres::Cluster::start();
+    let inbox = Arc::new(
+        voyado_webhooks::PostgresInbox::connect(&cluster.url())
+            .await
+            .unwrap(),
+    );
+    let probe = Arc::new(Probe::default());
+    let (stop, task) = spawn_worker(
+        Worker::new(webhook(Duration::from_secs(30)), inbox, probe.clone())
+            .poll_interval(Duration::from_secs(30)),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let url = cluster.url();
+    let child = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_process_accepts", "--ignored", "--quiet"])
+            .env("VOYADO_CHILD_DATABASE_URL", url)
+            .env("VOYADO_CHILD_MESSAGE_ID", "msg_from_another_process")
+            .output()
+            .unwrap()
+    });
+    let output = child.await.unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("1 passed"));
+    assert!(
+        started(&probe, "msg_from_another_process", Duration::from_secs(1)).await,
+        "not started within a second of the other process's exit"
+    );
+    stop.send(()).unwrap();
+    assert_eq!(task.await.unwrap().processed.handled, 1);
+}
