@@ -139,6 +139,7 @@
 // the table in `events`.
 mod events;
 mod field_name;
+mod ksuid;
 #[cfg(any(feature = "verify", feature = "decrypt"))]
 mod lenient_base64;
 mod text;

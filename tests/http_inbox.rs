@@ -87,6 +87,19 @@ impl Server {
         }
     }
 
+    /// A contact's consents: each preference and its value.
+    async fn consents(&self, contact: &str) -> Vec<(String, Option<bool>)> {
+        let Shop::Sqlite(pool) = &self.shop else { panic!() };
+        sqlx::query("SELECT preference, accepts FROM shop_consents WHERE contact_id = $1 ORDER BY preference")
+            .bind(contact)
+            .fetch_all(pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect()
+    }
+
     async fn ledger(&self) -> Vec<(String, String)> {
         let Shop::Sqlite(pool) = &self.shop else { panic!() };
         sqlx::query("SELECT message_id, amount FROM shop_points_ledger ORDER BY message_id")
@@ -159,6 +172,73 @@ async fn an_authentic_unreadable_or_undecryptable_body_is_kept_for_replay() {
     assert_eq!(
         server.inbox.get("msg_encrypted").await.unwrap().unwrap().body,
         encrypted
+    );
+}
+
+/// Defect 1 of the ordering issue, over HTTP: a contact opts out (message B,
+/// delivered at once), then Svix retries an older opt-in (message A, whose
+/// first attempt had failed) a second later. The retry is signed later than
+/// B, but A's id says it was created first: the contact stays opted out, and
+/// its other preference is untouched. And two changes 45 ms apart, delivered
+/// in order within one second: the second is applied. (Ordered by the
+/// attempt's whole-second timestamp, as the example was, both came out wrong.)
+#[tokio::test]
+async fn a_late_retry_of_an_older_opt_in_leaves_the_newer_opt_out() {
+    let server = start("order").await;
+    let change = |contact: &str, field: &str, accepts: bool| {
+        format!(
+            r#"{{"eventType": "contact.{field}.changed", "id": "e", "payload": {{"contactId": "{contact}", "{field}": {accepts}}}}}"#
+        )
+        .into_bytes()
+    };
+    let base = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    let at = |ms: i64, n: u8| common::svix_id(base + time::Duration::milliseconds(ms), n);
+    let (sms, opt_in, opt_out) = (at(0, 0), at(100, 1), at(145, 2));
+    assert!(opt_in < opt_out, "ids sort by creation");
+    assert_eq!(
+        server.deliver(&sms, &change("c-1", "acceptsSms", true)).await,
+        200
+    );
+    assert_eq!(
+        server
+            .deliver(&opt_out, &change("c-1", "acceptsEmail", false))
+            .await,
+        200
+    );
+    assert_eq!(server.process().await, 2);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        server
+            .deliver(&opt_in, &change("c-1", "acceptsEmail", true))
+            .await,
+        200
+    );
+    assert_eq!(server.process().await, 1);
+    let consents = server.consents("c-1").await;
+    assert_eq!(
+        consents,
+        [
+            ("acceptsEmail".to_owned(), Some(false)),
+            ("acceptsSms".to_owned(), Some(true))
+        ]
+    );
+
+    let (first, second) = (at(200, 3), at(245, 4));
+    assert_eq!(
+        server.deliver(&first, &change("c-2", "acceptsEmail", true)).await,
+        200
+    );
+    assert_eq!(server.process().await, 1);
+    assert_eq!(
+        server
+            .deliver(&second, &change("c-2", "acceptsEmail", false))
+            .await,
+        200
+    );
+    assert_eq!(server.process().await, 1);
+    assert_eq!(
+        server.consents("c-2").await,
+        [("acceptsEmail".to_owned(), Some(false))]
     );
 }
 

@@ -524,3 +524,38 @@ async fn postgres_outage_loses_nothing() {
     assert_eq!(applied.len(), 30);
     assert_eq!(inbox.counts().await.unwrap().done, 30);
 }
+
+/// A Svix message id says when the message was created: the same on every
+/// attempt, on the stored record and in each attempt's context.
+#[tokio::test]
+async fn created_at_is_read_from_the_message_id_on_every_attempt() {
+    #[derive(Default)]
+    struct Created(Mutex<Vec<Option<OffsetDateTime>>>);
+    impl AsyncEventHandler for Created {
+        type Error = std::io::Error;
+        async fn loyalty_add_points(
+            &self,
+            ctx: &Context,
+            _: &Envelope<LoyaltyAddPoints>,
+        ) -> Result<(), Self::Error> {
+            let mut seen = self.0.lock().unwrap();
+            seen.push(ctx.created_at());
+            match seen.len() {
+                1 => Err(std::io::Error::other("first attempt fails")),
+                _ => Ok(()),
+            }
+        }
+    }
+    let (webhook, inbox, handler) = (webhook(), MemoryInbox::new(), Created::default());
+    // Segment's published KSUID: 2017-10-10T04:00:47Z and 181 × 4 ms.
+    let id = "msg_0ujtsYcgvSTl8PAuAdqWYSMnLOv";
+    let created = OffsetDateTime::from_unix_timestamp_nanos(1_507_608_047_724_000_000).unwrap();
+    assert_eq!(accept(&webhook, &inbox, id, &body("c-1")).await, 200);
+    assert_eq!(inbox.get(id).await.unwrap().unwrap().created_at(), Some(created));
+    assert_eq!(webhook.process(&inbox, &handler, 10).await.unwrap().failed, 1);
+    assert_eq!(webhook.process(&inbox, &handler, 10).await.unwrap().handled, 1);
+    assert_eq!(*handler.0.lock().unwrap(), [Some(created); 2]);
+    // An id that is not a KSUID has none.
+    assert_eq!(accept(&webhook, &inbox, "msg_1", &body("c-2")).await, 200);
+    assert_eq!(inbox.get("msg_1").await.unwrap().unwrap().created_at(), None);
+}

@@ -88,8 +88,10 @@ pub async fn database_from_env() -> Result<Database, Setting> {
 
 /// The example handler's own tables. Every write is safe to repeat: the points
 /// ledger is keyed by the Svix message id, vouchers by their id, and balances
-/// and consents keep the newest delivery (Svix does not keep order). Amounts
-/// are kept as their exact decimal text.
+/// and consents keep the newest message, by when Svix created it
+/// (`created_ms`, from the message id; the id breaks a tie within its 4 ms),
+/// since Svix does not keep order and a retry of an older message can come
+/// after a newer one. Amounts are kept as their exact decimal text.
 pub const SHOP_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS shop_points_ledger (
     message_id TEXT PRIMARY KEY,
@@ -100,7 +102,8 @@ CREATE TABLE IF NOT EXISTS shop_points_ledger (
 CREATE TABLE IF NOT EXISTS shop_point_balances (
     contact_id TEXT PRIMARY KEY,
     balance    TEXT NOT NULL,
-    signed_at  BIGINT NOT NULL
+    created_ms BIGINT,             -- Unix milliseconds; NULL for an id that says none
+    message_id TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS shop_vouchers (
     voucher_id  TEXT PRIMARY KEY,
@@ -113,7 +116,8 @@ CREATE TABLE IF NOT EXISTS shop_consents (
     contact_id TEXT NOT NULL,
     preference TEXT NOT NULL,
     accepts    BOOLEAN,
-    signed_at  BIGINT NOT NULL,
+    created_ms BIGINT,
+    message_id TEXT NOT NULL,
     PRIMARY KEY (contact_id, preference)
 );
 ";
@@ -157,6 +161,25 @@ impl Shop {
     }
 }
 
+/// When Svix created the delivery's message, in Unix milliseconds: `None` for
+/// an id that says none (not Svix's).
+fn created_ms(ctx: &Context) -> Option<i64> {
+    let at = ctx.created_at()?;
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+/// The condition under which a delivery replaces `table`'s row: its message is
+/// newer (created later, or in the same 4 ms with a later id). Where either
+/// creation time is unknown, deliveries apply as they come. Never the attempt's
+/// `svix-timestamp`: every retry is signed anew, so an older message's retry
+/// would look newer than everything delivered before it.
+fn newer(table: &str) -> String {
+    format!(
+        "excluded.created_ms IS NULL OR {table}.created_ms IS NULL \
+         OR ({table}.created_ms, {table}.message_id) < (excluded.created_ms, excluded.message_id)"
+    )
+}
+
 impl AsyncEventHandler for Shop {
     type Error = sqlx::Error;
 
@@ -166,19 +189,22 @@ impl AsyncEventHandler for Shop {
         preference: Preference,
         event: &Envelope<ContactPreferenceChanged>,
     ) -> Result<(), Self::Error> {
-        let sql = "INSERT INTO shop_consents (contact_id, preference, accepts, signed_at) \
-                   VALUES ($1, $2, $3, $4) ON CONFLICT (contact_id, preference) DO UPDATE \
-                   SET accepts = excluded.accepts, signed_at = excluded.signed_at \
-                   WHERE shop_consents.signed_at < excluded.signed_at";
+        let sql = format!(
+            "INSERT INTO shop_consents (contact_id, preference, accepts, created_ms, message_id) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (contact_id, preference) DO UPDATE \
+             SET accepts = excluded.accepts, created_ms = excluded.created_ms, message_id = excluded.message_id \
+             WHERE {}",
+            newer("shop_consents")
+        );
         let (contact, accepts) = (&event.payload.contact_id, event.payload.accepts);
-        let signed_at = ctx.timestamp().unix_timestamp();
         execute!(
             self,
-            sqlx::query(sql)
+            sqlx::query(&sql)
                 .bind(contact)
                 .bind(preference.as_str())
                 .bind(accepts)
-                .bind(signed_at)
+                .bind(created_ms(ctx))
+                .bind(ctx.message_id())
         )?;
         println!("{contact}: {preference} = {accepts:?}");
         Ok(())
@@ -213,17 +239,21 @@ impl AsyncEventHandler for Shop {
         ctx: &Context,
         event: &Envelope<PointBalanceUpdated>,
     ) -> Result<(), Self::Error> {
-        let sql = "INSERT INTO shop_point_balances (contact_id, balance, signed_at) VALUES ($1, $2, $3) \
-                   ON CONFLICT (contact_id) DO UPDATE SET balance = excluded.balance, signed_at = excluded.signed_at \
-                   WHERE shop_point_balances.signed_at < excluded.signed_at";
+        let sql = format!(
+            "INSERT INTO shop_point_balances (contact_id, balance, created_ms, message_id) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (contact_id) DO UPDATE \
+             SET balance = excluded.balance, created_ms = excluded.created_ms, message_id = excluded.message_id \
+             WHERE {}",
+            newer("shop_point_balances")
+        );
         let (contact, balance) = (&event.payload.contact_id, event.payload.balance);
-        let signed_at = ctx.timestamp().unix_timestamp();
         execute!(
             self,
-            sqlx::query(sql)
+            sqlx::query(&sql)
                 .bind(contact)
                 .bind(balance.to_string())
-                .bind(signed_at)
+                .bind(created_ms(ctx))
+                .bind(ctx.message_id())
         )?;
         println!("{contact}: balance {balance}");
         Ok(())

@@ -89,6 +89,14 @@ pub struct Incoming<'a> {
     pub error: Option<String>,
 }
 
+impl Incoming<'_> {
+    /// When Svix created the message, read from its id
+    /// ([`Context::created_at`](crate::Context::created_at)).
+    pub fn created_at(&self) -> Option<OffsetDateTime> {
+        crate::ksuid::created_at(self.message_id)
+    }
+}
+
 /// A stored delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -110,6 +118,14 @@ pub struct Record {
     /// When it is next due (pending and failed deliveries), or when its lease
     /// ends (processing ones).
     pub due_at: OffsetDateTime,
+}
+
+impl Record {
+    /// When Svix created the message, read from its id
+    /// ([`Context::created_at`](crate::Context::created_at)).
+    pub fn created_at(&self) -> Option<OffsetDateTime> {
+        crate::ksuid::created_at(&self.message_id)
+    }
 }
 
 /// How many deliveries are in each state, and how long the oldest have waited:
