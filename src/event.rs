@@ -23,7 +23,7 @@ macro_rules! event_envelope {
     (
         [$($args:tt)*]
         typed { $( $(#[$doc:meta])* $variant:ident = $wire:literal => $payload:ident, $method:ident $(, Preference::$pref:ident)?; )* }
-        untyped { $( $(#[$udoc:meta])* $uvariant:ident = $uwire:literal; )* }
+        untyped { $( $(#[$udoc:meta])* $uvariant:ident = $uwire:literal => $umethod:ident; )* }
     ) => {
         /// One Voyado Engage webhook delivery, typed by its event type.
         ///
@@ -152,7 +152,10 @@ macro_rules! event_envelope {
                 match self {
                     $( EventEnvelope::$variant(e) => handler.$method(ctx, e), )*
                     EventEnvelope::Encrypted(e) => handler.encrypted(ctx, e),
-                    EventEnvelope::Unknown(e) => handler.unknown(ctx, e),
+                    EventEnvelope::Unknown(e) => match e.event_type {
+                        $( EventType::$uvariant => handler.$umethod(ctx, e), )*
+                        _ => handler.unknown(ctx, e),
+                    },
                 }
             }
 
@@ -169,7 +172,10 @@ macro_rules! event_envelope {
                     match self {
                         $( EventEnvelope::$variant(e) => handler.$method(ctx, e).await, )*
                         EventEnvelope::Encrypted(e) => handler.encrypted(ctx, e).await,
-                        EventEnvelope::Unknown(e) => handler.unknown(ctx, e).await,
+                        EventEnvelope::Unknown(e) => match e.event_type {
+                            $( EventType::$uvariant => handler.$umethod(ctx, e).await, )*
+                            _ => handler.unknown(ctx, e).await,
+                        },
                     }
                 }
             }
@@ -200,8 +206,8 @@ impl EventEnvelope {
     /// ```
     /// use voyado_webhooks::{EventEnvelope, EventType};
     ///
-    /// let event = EventEnvelope::from_slice(br#"{"eventType": "contact.deleted", "payload": {}}"#)?;
-    /// assert_eq!(event.event_type(), &EventType::Other("contact.deleted".into()));
+    /// let event = EventEnvelope::from_slice(br#"{"eventType": "order.shipped", "payload": {}}"#)?;
+    /// assert_eq!(event.event_type(), &EventType::Other("order.shipped".into()));
     /// assert!(EventEnvelope::from_slice(b"{not json").is_err());
     /// # Ok::<(), voyado_webhooks::ParseError>(())
     /// ```

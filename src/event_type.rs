@@ -12,7 +12,7 @@ macro_rules! event_type {
     (
         [$($args:tt)*]
         typed { $( $(#[$doc:meta])* $variant:ident = $wire:literal => $payload:ident, $method:ident $(, Preference::$pref:ident)?; )* }
-        untyped { $( $(#[$udoc:meta])* $uvariant:ident = $uwire:literal; )* }
+        untyped { $( $(#[$udoc:meta])* $uvariant:ident = $uwire:literal => $umethod:ident; )* }
     ) => {
         /// The `eventType` of a delivery.
         ///
@@ -24,9 +24,9 @@ macro_rules! event_type {
         ///
         /// assert_eq!(EventType::from("loyalty.addPoints"), EventType::LoyaltyAddPoints);
         /// assert_eq!(EventType::from("LOYALTY.ADDPOINTS").as_str(), "loyalty.addPoints");
-        /// let new = EventType::from("contact.deleted");
-        /// assert_eq!(new, EventType::Other("contact.deleted".into()));
-        /// assert_eq!(new.to_string(), "contact.deleted");
+        /// let new = EventType::from("order.shipped");
+        /// assert_eq!(new, EventType::Other("order.shipped".into()));
+        /// assert_eq!(new.to_string(), "order.shipped");
         /// ```
         #[derive(Debug, Clone, PartialEq, Eq, Hash)]
         #[non_exhaustive]

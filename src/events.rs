@@ -15,15 +15,15 @@
 //! their dispatch all follow from the row; a row without a payload type or
 //! handler method does not compile, and tests fail for a missing fixture or
 //! README row. An event Voyado names without publishing its payload goes under
-//! `untyped`: it gets an `EventType` variant and arrives as
-//! `EventEnvelope::Unknown`.
+//! `untyped`: it gets an `EventType` variant and a handler method taking its
+//! raw payload (`Envelope<RawPayload>`), and arrives as `EventEnvelope::Unknown`.
 
 /// Calls the macro `$consumer` with the table of events, and with `[$args]`
 /// first (empty when none are given):
 ///
 /// ```text
 /// typed { $(#[doc])* Variant = "wire.name" => PayloadType, handler_method $(, Preference::Which)?; … }
-/// untyped { $(#[doc])* Variant = "wire.name"; … }
+/// untyped { $(#[doc])* Variant = "wire.name" => handler_method; … }
 /// ```
 macro_rules! events {
     ($consumer:ident $(, $($args:tt)*)?) => {
@@ -49,13 +49,15 @@ macro_rules! events {
             }
             untyped {
                 /// A contact's consent changed (payload not published).
-                ContactConsentChanged = "contact.consent.changed";
+                ContactConsentChanged = "contact.consent.changed" => contact_consent_changed;
                 /// A contact was created (payload not published).
-                ContactCreated = "contact.created";
+                ContactCreated = "contact.created" => contact_created;
                 /// A contact was updated (payload not published).
-                ContactUpdated = "contact.updated";
+                ContactUpdated = "contact.updated" => contact_updated;
+                /// A contact was deleted (payload not published).
+                ContactDeleted = "contact.deleted" => contact_deleted;
                 /// A multichannel promotion was assigned (payload not published).
-                PromotionMultichannelAssigned = "promotion.multichannel.assigned";
+                PromotionMultichannelAssigned = "promotion.multichannel.assigned" => promotion_multichannel_assigned;
             }
         }
     };

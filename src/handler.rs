@@ -33,7 +33,7 @@ macro_rules! handlers {
     (
         [$($args:tt)*]
         typed { $( $(#[$doc:meta])* $variant:ident = $wire:literal => $payload:ident, $method:ident $(, Preference::$pref:ident)?; )* }
-        untyped { $( $(#[$udoc:meta])* $uvariant:ident = $uwire:literal; )* }
+        untyped { $( $(#[$udoc:meta])* $uvariant:ident = $uwire:literal => $umethod:ident; )* }
     ) => {
         /// Receives events one method per event type, synchronously.
         ///
@@ -73,6 +73,14 @@ macro_rules! handlers {
                 }
             )*
 
+            $(
+                #[doc = concat!("`", $uwire, "`, whose payload Voyado has not published, kept as received; ")]
+                #[doc = "defaults to [`unknown`](Self::unknown), which saw these events before they had a method."]
+                fn $umethod(&self, ctx: &Context, event: &Envelope<RawPayload>) -> Result<(), Self::Error> {
+                    self.unknown(ctx, event)
+                }
+            )*
+
             /// Any of the three preference events; defaults to [`unhandled`](Self::unhandled).
             fn contact_preference_changed(
                 &self,
@@ -89,7 +97,8 @@ macro_rules! handlers {
                 forward!(self, ctx, event)
             }
 
-            /// Any event type without a typed payload; defaults to [`unhandled`](Self::unhandled).
+            /// Any event type without a typed payload or a method of its own;
+            /// defaults to [`unhandled`](Self::unhandled).
             fn unknown(&self, ctx: &Context, event: &Envelope<RawPayload>) -> Result<(), Self::Error> {
                 forward!(self, ctx, event)
             }
@@ -141,6 +150,18 @@ macro_rules! handlers {
                 }
             )*
 
+            $(
+                #[doc = concat!("`", $uwire, "`, whose payload Voyado has not published, kept as received; ")]
+                #[doc = "defaults to [`unknown`](Self::unknown), which saw these events before they had a method."]
+                fn $umethod(
+                    &self,
+                    ctx: &Context,
+                    event: &Envelope<RawPayload>,
+                ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+                    self.unknown(ctx, event)
+                }
+            )*
+
             /// Any of the three preference events; defaults to [`unhandled`](Self::unhandled).
             fn contact_preference_changed(
                 &self,
@@ -157,7 +178,8 @@ macro_rules! handlers {
                 forward!(self, ctx, event)
             }
 
-            /// Any event type without a typed payload; defaults to [`unhandled`](Self::unhandled).
+            /// Any event type without a typed payload or a method of its own;
+            /// defaults to [`unhandled`](Self::unhandled).
             fn unknown(&self, ctx: &Context, event: &Envelope<RawPayload>) -> impl Future<Output = Result<(), Self::Error>> + Send {
                 forward!(self, ctx, event)
             }

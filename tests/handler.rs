@@ -54,6 +54,26 @@ fn deliveries() -> Vec<(EventEnvelope, &'static str)> {
         ),
         (
             r#"{"eventType": "contact.created", "id": "8", "payload": {}}"#,
+            "created",
+        ),
+        (
+            r#"{"eventType": "contact.consent.changed", "id": "9", "payload": {"contactId": "c"}}"#,
+            "consent",
+        ),
+        (
+            r#"{"eventType": "contact.updated", "id": "10", "payload": {"id": "c"}}"#,
+            "updated",
+        ),
+        (
+            r#"{"eventType": "contact.deleted", "id": "11", "payload": {"contactId": "c"}}"#,
+            "deleted",
+        ),
+        (
+            r#"{"eventType": "promotion.multichannel.assigned", "id": "12", "payload": {"contactId": "c", "promotionId": "p"}}"#,
+            "promotion",
+        ),
+        (
+            r#"{"eventType": "order.shipped", "id": "13", "payload": {}}"#,
             "unknown",
         ),
     ];
@@ -120,9 +140,50 @@ impl EventHandler for Everything {
     fn encrypted(&self, ctx: &Ctx, _: &Envelope<RawPayload>) -> Result<(), ()> {
         self.saw(ctx, "encrypted")
     }
+    fn contact_created(&self, ctx: &Ctx, _: &Envelope<RawPayload>) -> Result<(), ()> {
+        self.saw(ctx, "created")
+    }
+    fn contact_consent_changed(&self, ctx: &Ctx, _: &Envelope<RawPayload>) -> Result<(), ()> {
+        self.saw(ctx, "consent")
+    }
+    fn contact_updated(&self, ctx: &Ctx, _: &Envelope<RawPayload>) -> Result<(), ()> {
+        self.saw(ctx, "updated")
+    }
+    fn contact_deleted(&self, ctx: &Ctx, _: &Envelope<RawPayload>) -> Result<(), ()> {
+        self.saw(ctx, "deleted")
+    }
+    fn promotion_multichannel_assigned(&self, ctx: &Ctx, _: &Envelope<RawPayload>) -> Result<(), ()> {
+        self.saw(ctx, "promotion")
+    }
     fn unknown(&self, ctx: &Ctx, _: &Envelope<RawPayload>) -> Result<(), ()> {
         self.saw(ctx, "unknown")
     }
+}
+
+/// A handler written before the named events had methods, catching them in
+/// `unknown`, still gets them there, payload and all.
+#[test]
+fn named_events_without_a_method_of_their_own_still_reach_unknown() {
+    #[derive(Default)]
+    struct Old(Mutex<Vec<String>>);
+    impl EventHandler for Old {
+        type Error = ();
+        fn unknown(&self, _: &Ctx, event: &Envelope<RawPayload>) -> Result<(), ()> {
+            let seen = format!("{} {}", event.event_type, event.payload.get());
+            self.0.lock().unwrap().push(seen);
+            Ok(())
+        }
+    }
+    let handler = Old::default();
+    let body = r#"{"eventType": "contact.deleted", "payload": {"contactId": "c-9"}}"#;
+    body.parse::<EventEnvelope>()
+        .unwrap()
+        .dispatch(&ctx(), &handler)
+        .unwrap();
+    assert_eq!(
+        handler.0.into_inner().unwrap(),
+        [r#"contact.deleted {"contactId": "c-9"}"#]
+    );
 }
 
 #[test]
@@ -178,6 +239,11 @@ fn defaults_forward_to_the_catch_alls() {
             "unhandled reward.voucher.created 6",
             "unhandled loyalty.addPoints 7",
             "unhandled contact.created 8",
+            "unhandled contact.consent.changed 9",
+            "unhandled contact.updated 10",
+            "unhandled contact.deleted 11",
+            "unhandled promotion.multichannel.assigned 12",
+            "unhandled order.shipped 13",
         ]
     );
 }
@@ -280,6 +346,11 @@ fn async_dispatch_routes_like_sync_dispatch_with_send_futures() {
             "unhandled point.balance.updated",
             "unhandled loyalty.addPoints",
             "unhandled contact.created",
+            "unhandled contact.consent.changed",
+            "unhandled contact.updated",
+            "unhandled contact.deleted",
+            "unhandled promotion.multichannel.assigned",
+            "unhandled order.shipped",
         ]
     );
 }

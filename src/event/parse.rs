@@ -232,7 +232,7 @@ macro_rules! read_payload {
     (
         [$($args:tt)*]
         typed { $( $(#[$doc:meta])* $variant:ident = $wire:literal => $payload:ident, $method:ident $(, Preference::$pref:ident)?; )* }
-        untyped { $( $(#[$udoc:meta])* $uvariant:ident = $uwire:literal; )* }
+        untyped { $( $(#[$udoc:meta])* $uvariant:ident = $uwire:literal => $umethod:ident; )* }
     ) => {
         /// Reads a payload into the event its type makes. A string payload where an
         /// object was expected comes back as `Encrypted`, for the caller to accept or
