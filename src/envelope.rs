@@ -3,7 +3,8 @@
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::event_type::EventType;
-use crate::raw::Extra;
+use crate::field_name::key_matches;
+use crate::raw::{Extra, RawPayload};
 use crate::write::Wire;
 
 /// One delivery: the envelope fields every event shares, and its payload `P`.
@@ -72,6 +73,48 @@ impl<P> Envelope<P> {
 /// Writes Voyado's documented wire form: camelCase, `eventId` for
 /// `reward.voucher.created`, absent options left out (or `null` where `extra` has a
 /// field of the same name), `extra` verbatim.
+impl Envelope<RawPayload> {
+    /// The contact an event with a raw payload is about, read tolerantly: the
+    /// payload's `contactId` (any casing, `_` or `-`), or for
+    /// `contact.created`, `contact.updated` and `contact.deleted`, whose payload
+    /// Voyado has not published and may be the contact itself, its `id`. A string or a number, not empty; `None` when
+    /// there is none (or the payload is encrypted, or not an object). Never an
+    /// error: what is guessed here never fails a delivery.
+    ///
+    /// ```
+    /// use voyado_webhooks::EventEnvelope;
+    ///
+    /// let deleted = r#"{"eventType": "contact.deleted", "payload": {"id": "c-7"}}"#.parse::<EventEnvelope>()?;
+    /// let EventEnvelope::Unknown(event) = deleted else { unreachable!() };
+    /// assert_eq!(event.contact_id().as_deref(), Some("c-7"));
+    ///
+    /// let assigned = r#"{"eventType": "promotion.multichannel.assigned",
+    ///                    "payload": {"id": "a-1", "contactId": "c-7", "promotionId": "p-1"}}"#;
+    /// let EventEnvelope::Unknown(event) = assigned.parse::<EventEnvelope>()? else { unreachable!() };
+    /// assert_eq!(event.contact_id().as_deref(), Some("c-7"));
+    /// # Ok::<(), voyado_webhooks::ParseError>(())
+    /// ```
+    pub fn contact_id(&self) -> Option<String> {
+        let fields: serde_json::Map<String, serde_json::Value> = self.payload.parse().ok()?;
+        let named = |name: &str| {
+            fields.iter().find_map(|(key, value)| {
+                let text = match value {
+                    serde_json::Value::String(text) if !text.is_empty() => text.clone(),
+                    serde_json::Value::Number(number) => number.to_string(),
+                    _ => return None,
+                };
+                key_matches(key, name).then_some(text)
+            })
+        };
+        // Not `contact.consent.changed`: its `id` may be the consent's.
+        let contact_is_the_payload = matches!(
+            self.event_type,
+            EventType::ContactCreated | EventType::ContactUpdated | EventType::ContactDeleted
+        );
+        named("contactId").or_else(|| contact_is_the_payload.then(|| named("id")).flatten())
+    }
+}
+
 impl<P: Serialize> Serialize for Envelope<P> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;

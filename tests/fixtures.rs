@@ -484,3 +484,74 @@ fn serialize_writes_the_documented_wire_form() {
         "{text}"
     );
 }
+
+/// The contact id of an event with a raw payload, read tolerantly and never
+/// failing: `contactId` in any casing, else `id` for the contact events only.
+#[test]
+fn the_contact_id_of_a_raw_payload() {
+    let contact = |json: &str| match json.parse::<EventEnvelope>().unwrap() {
+        EventEnvelope::Unknown(e) | EventEnvelope::Encrypted(e) => e.contact_id(),
+        other => panic!("{other:?}"),
+    };
+    for (name, id) in [
+        (
+            "contact.created-unknown.json",
+            "5f8ec173-a609-42d3-86f7-d1e235e6f708",
+        ),
+        (
+            "contact.deleted-unknown.json",
+            "60f9d284-b71a-43e4-97a8-e2f346f7a819",
+        ),
+    ] {
+        let body = String::from_utf8(common::fixture(name)).unwrap();
+        assert_eq!(contact(&body).as_deref(), Some(id), "{name}");
+    }
+    let cases = [
+        (
+            r#"{"eventType": "contact.deleted", "payload": {"id": "c-1"}}"#,
+            Some("c-1"),
+        ),
+        (
+            r#"{"eventType": "contact.updated", "payload": {"Id": 42}}"#,
+            Some("42"),
+        ),
+        (
+            r#"{"eventType": "contact.created", "payload": {"contact_id": "c-2", "id": "x"}}"#,
+            Some("c-2"),
+        ),
+        (
+            r#"{"eventType": "contact.deleted", "payload": {"contactId": "", "id": "c-3"}}"#,
+            Some("c-3"),
+        ),
+        (
+            r#"{"eventType": "contact.deleted", "payload": {"contactId": null}}"#,
+            None,
+        ),
+        (
+            r#"{"eventType": "contact.consent.changed", "payload": {"ContactId": "c-4"}}"#,
+            Some("c-4"),
+        ),
+        (
+            r#"{"eventType": "contact.consent.changed", "payload": {"id": "consent-1"}}"#,
+            None,
+        ),
+        (
+            r#"{"eventType": "promotion.multichannel.assigned", "payload": {"id": "a-1"}}"#,
+            None,
+        ),
+        (r#"{"eventType": "order.shipped", "payload": [1, 2]}"#, None),
+        (r#"{"eventType": "contact.deleted", "payload": "text"}"#, None),
+        (r#"{"eventType": "contact.deleted"}"#, None),
+        (
+            r#"{"eventType": "contact.deleted", "isEncrypted": true, "payload": "abc"}"#,
+            None,
+        ),
+        (
+            r#"{"eventType": "contact.deleted", "payload": {"contactId": {"nested": 1}}}"#,
+            None,
+        ),
+    ];
+    for (json, expected) in cases {
+        assert_eq!(contact(json).as_deref(), expected, "{json}");
+    }
+}
