@@ -95,24 +95,53 @@ impl Envelope<RawPayload> {
     /// # Ok::<(), voyado_webhooks::ParseError>(())
     /// ```
     pub fn contact_id(&self) -> Option<String> {
-        let fields: serde_json::Map<String, serde_json::Value> = self.payload.parse().ok()?;
-        let named = |name: &str| {
-            fields.iter().find_map(|(key, value)| {
-                let text = match value {
-                    serde_json::Value::String(text) if !text.is_empty() => text.clone(),
-                    serde_json::Value::Number(number) => number.to_string(),
-                    _ => return None,
-                };
-                key_matches(key, name).then_some(text)
-            })
-        };
-        // Not `contact.consent.changed`: its `id` may be the consent's.
-        let contact_is_the_payload = matches!(
-            self.event_type,
-            EventType::ContactCreated | EventType::ContactUpdated | EventType::ContactDeleted
-        );
-        named("contactId").or_else(|| contact_is_the_payload.then(|| named("id")).flatten())
+        contact_in(&self.event_type, &self.payload.parse().ok()?)
     }
+}
+
+/// The contact of a body that does not parse as its event, read as loosely as
+/// [`Envelope::<RawPayload>::contact_id`] reads a raw payload, so that an
+/// authentic delivery stored unreadable can still be erased with its contact.
+pub(crate) fn contact_in_body(body: &[u8]) -> Option<String> {
+    let envelope: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body).ok()?;
+    let field = |name: &str| {
+        envelope
+            .iter()
+            .find(|(key, _)| key_matches(key, name))
+            .map(|(_, value)| value)
+    };
+    let event_type = match field("eventType") {
+        Some(serde_json::Value::String(name)) => EventType::from(name.as_str()),
+        _ => EventType::Other(String::new()),
+    };
+    match field("payload")? {
+        serde_json::Value::Object(payload) => contact_in(&event_type, payload),
+        _ => None,
+    }
+}
+
+/// A payload's `contactId`, or for the contact events, whose payload may be
+/// the contact itself, its `id`: a string or a number, not empty.
+fn contact_in(
+    event_type: &EventType,
+    payload: &serde_json::Map<String, serde_json::Value>,
+) -> Option<String> {
+    let named = |name: &str| {
+        payload.iter().find_map(|(key, value)| {
+            let text = match value {
+                serde_json::Value::String(text) if !text.is_empty() => text.clone(),
+                serde_json::Value::Number(number) => number.to_string(),
+                _ => return None,
+            };
+            key_matches(key, name).then_some(text)
+        })
+    };
+    // Not `contact.consent.changed`: its `id` may be the consent's.
+    let contact_is_the_payload = matches!(
+        event_type,
+        EventType::ContactCreated | EventType::ContactUpdated | EventType::ContactDeleted
+    );
+    named("contactId").or_else(|| contact_is_the_payload.then(|| named("id")).flatten())
 }
 
 impl<P: Serialize> Serialize for Envelope<P> {

@@ -89,6 +89,15 @@ macro_rules! event_envelope {
                 }
             }
 
+            /// The contact the event is about, for any event: a typed payload's,
+            /// or one read from a raw payload ([`Envelope::<RawPayload>::contact_id`]).
+            pub(crate) fn contact(&self) -> Option<std::borrow::Cow<'_, str>> {
+                match self {
+                    EventEnvelope::Unknown(e) => e.contact_id().map(std::borrow::Cow::Owned),
+                    other => other.contact_id().map(std::borrow::Cow::Borrowed),
+                }
+            }
+
             /// The payload's fields this crate does not know, for a typed event;
             /// `None` for encrypted and unknown events, whose payload is kept whole
             /// ([`raw_payload`](Self::raw_payload)).

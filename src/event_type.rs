@@ -153,8 +153,10 @@ mod tests {
 
     #[test]
     fn other_names_keep_their_text() {
-        let other = EventType::from("Contact.Deleted");
-        assert_eq!(other.as_str(), "Contact.Deleted");
+        let other = EventType::from("Order.Shipped");
+        assert_eq!(other.as_str(), "Order.Shipped");
+        // A known name in another casing is the known type, in its own spelling.
+        assert_eq!(EventType::from("Contact.Deleted").as_str(), "contact.deleted");
         assert_eq!("x.y".parse::<EventType>(), Ok(EventType::Other("x.y".into())));
     }
 }

@@ -212,7 +212,7 @@ pub use idempotency::{
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use inbox::Tables;
 #[cfg(feature = "verify")]
-pub use inbox::{Counts, Inbox, Incoming, MemoryInbox, NO_OUTCOME, Processed, Record, State};
+pub use inbox::{Counts, ERASED, Inbox, Incoming, MemoryInbox, NO_OUTCOME, Processed, Record, State};
 #[cfg(feature = "postgres")]
 pub use inbox::{PostgresInbox, postgres_schema};
 #[cfg(feature = "sqlite")]

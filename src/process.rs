@@ -96,13 +96,14 @@ impl Webhook {
                 }
             };
             span.delivery(&message_id, 1);
-            // Read now only to keep its error with it; `process` reads it again.
-            let error = match span.in_scope(|| self.open(body)) {
+            // Read now only to keep its error and its contact with it;
+            // `process` reads it again.
+            let (error, contact_id) = match span.in_scope(|| self.open(body)) {
                 Ok(event) => {
                     span.event(&event);
-                    None
+                    (None, event.contact().map(std::borrow::Cow::into_owned))
                 }
-                Err(error) => Some(error.to_string()),
+                Err(error) => (Some(error.to_string()), crate::envelope::contact_in_body(body)),
             };
             let unreadable = error.is_some();
             let incoming = Incoming {
@@ -111,6 +112,7 @@ impl Webhook {
                 received_at: OffsetDateTime::now_utc(),
                 body,
                 error,
+                contact_id: contact_id.as_deref(),
             };
             let stored = span.instrument(inbox.store(&incoming)).await;
             let result = match stored.map_err(ReceiveError::store) {

@@ -559,3 +559,140 @@ async fn created_at_is_read_from_the_message_id_on_every_attempt() {
     assert_eq!(accept(&webhook, &inbox, "msg_1", &body("c-2")).await, 200);
     assert_eq!(inbox.get("msg_1").await.unwrap().unwrap().created_at(), None);
 }
+
+/// `erase_contact`: the bodies of a contact's done and dead deliveries go,
+/// their ids stay (a late retry is a duplicate), and the rest is untouched.
+async fn erasure<I: Inbox>(inbox: &I) {
+    let webhook = webhook();
+    let ledger = Ledger::default();
+    let body = |id: &str| body(id).into_iter().collect::<Vec<u8>>();
+    for (id, contact) in [("msg_e1", "c-e"), ("msg_e2", "c-e"), ("msg_e4", "c-other")] {
+        assert_eq!(accept(&webhook, inbox, id, &body(contact)).await, 200);
+    }
+    assert_eq!(webhook.process(inbox, &ledger, 10).await.unwrap().handled, 3);
+    // A dead one, and one still to be handled.
+    let unreadable = br#"{"eventType": "loyalty.addPoints", "payload": {"contactId": "c-e"}}"#;
+    assert_eq!(accept(&webhook, inbox, "msg_e2dead", unreadable).await, 200);
+    for _ in 0..3 {
+        webhook.process(inbox, &ledger, 10).await.unwrap();
+    }
+    assert_eq!(inbox.get("msg_e2dead").await.unwrap().unwrap().state, State::Dead);
+    assert_eq!(accept(&webhook, inbox, "msg_e3", &body("c-e")).await, 200);
+    let record = inbox.get("msg_e1").await.unwrap().unwrap();
+    assert_eq!(record.contact_id.as_deref(), Some("c-e"), "read at accept");
+
+    assert_eq!(inbox.erase_contact("c-e").await.unwrap(), 3);
+    for id in ["msg_e1", "msg_e2", "msg_e2dead"] {
+        let record = inbox.get(id).await.unwrap().unwrap();
+        assert!(record.body.is_empty(), "{id}");
+        assert_eq!(
+            record.last_error.as_deref(),
+            Some(voyado_webhooks::ERASED),
+            "{id}"
+        );
+        assert!(
+            !inbox.replay(id, OffsetDateTime::now_utc()).await.unwrap(),
+            "{id}: nothing to replay"
+        );
+    }
+    assert_eq!(
+        inbox.get("msg_e3").await.unwrap().unwrap().body,
+        body("c-e"),
+        "still to be handled"
+    );
+    assert_eq!(inbox.get("msg_e4").await.unwrap().unwrap().body, body("c-other"));
+    // Svix's late retry of an erased delivery: a duplicate, nothing stored.
+    assert_eq!(accept(&webhook, inbox, "msg_e1", &body("c-e")).await, 200);
+    assert!(inbox.get("msg_e1").await.unwrap().unwrap().body.is_empty());
+    assert_eq!(inbox.erase_contact("c-e").await.unwrap(), 0, "once");
+    assert_eq!(inbox.erase_contact("c-nobody").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn memory_inbox_erases_a_contact() {
+    erasure(&MemoryInbox::new()).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn sqlite_inbox_erases_a_contact() {
+    let inbox = voyado_webhooks::SqliteInbox::connect(&common::sqlite_file("erase"))
+        .await
+        .unwrap();
+    erasure(&inbox).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_inbox_erases_a_contact() {
+    let cluster = common::postgres::Cluster::start();
+    let inbox = voyado_webhooks::PostgresInbox::connect(&cluster.url())
+        .await
+        .unwrap();
+    erasure(&inbox).await;
+}
+
+/// The deliveries table as the first schema made it, with a delivery in it.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+const FIRST_SCHEMA: &str = "
+CREATE TABLE voyado_deliveries (
+    message_id TEXT PRIMARY KEY, timestamp BIGINT NOT NULL, received_at BIGINT NOT NULL,
+    body BYTEA NOT NULL, state TEXT NOT NULL, attempts BIGINT NOT NULL, last_error TEXT,
+    due_at BIGINT NOT NULL
+);
+CREATE INDEX voyado_deliveries_due ON voyado_deliveries (state, due_at);
+INSERT INTO voyado_deliveries VALUES ('msg_old', 1700000000, 1700000000000, 'x', 'done', 1, NULL, 1700000000000);
+";
+
+/// An inbox made by the first schema gains the new columns on `connect`; its
+/// delivery reads back, and new ones keep their contact.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+async fn migrated<I: Inbox>(inbox: &I) {
+    let old = inbox.get("msg_old").await.unwrap().unwrap();
+    assert_eq!(
+        (old.state, old.contact_id, old.body),
+        (State::Done, None, b"x".to_vec())
+    );
+    erasure(inbox).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn sqlite_inbox_migrates_a_table_of_the_first_schema() {
+    let url = common::sqlite_file("migrate");
+    {
+        let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+        let pool = sqlx::SqlitePool::connect_with(options.create_if_missing(true))
+            .await
+            .unwrap();
+        sqlx::raw_sql(&FIRST_SCHEMA.replace("BYTEA", "BLOB"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+    let inbox = voyado_webhooks::SqliteInbox::connect(&url).await.unwrap();
+    migrated(&inbox).await;
+    // Connecting again changes nothing.
+    let again = voyado_webhooks::SqliteInbox::connect(&url).await.unwrap();
+    assert!(again.get("msg_old").await.unwrap().is_some());
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_inbox_migrates_a_table_of_the_first_schema() {
+    let cluster = common::postgres::Cluster::start();
+    {
+        let pool = sqlx::PgPool::connect(&cluster.url()).await.unwrap();
+        sqlx::raw_sql(FIRST_SCHEMA).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+    // Two connecting at once: both migrate, neither fails.
+    let url = cluster.url();
+    let (first, second) = tokio::join!(
+        voyado_webhooks::PostgresInbox::connect(&url),
+        voyado_webhooks::PostgresInbox::connect(&url)
+    );
+    let (inbox, _) = (first.unwrap(), second.unwrap());
+    migrated(&inbox).await;
+}

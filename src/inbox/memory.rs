@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::{Counts, Inbox, Incoming, NO_OUTCOME, Record, State, age, later};
+use super::{Counts, ERASED, Inbox, Incoming, NO_OUTCOME, Record, State, age, later};
 use crate::idempotency::{Claim, IdempotencyStore, MemoryIdempotencyStore};
 
 /// An [`Inbox`] in memory: for tests, and for a single process that may lose
@@ -86,6 +86,7 @@ impl Inbox for MemoryInbox {
             attempts: 0,
             last_error: delivery.error.clone(),
             due_at: delivery.received_at,
+            contact_id: delivery.contact_id.map(str::to_owned),
         };
         deliveries
             .by_id
@@ -184,7 +185,10 @@ impl Inbox for MemoryInbox {
 
     async fn replay(&self, message_id: &str, now: OffsetDateTime) -> Result<bool, Infallible> {
         let replayed = match self.lock().by_id.get_mut(message_id) {
-            Some((_, record)) if matches!(record.state, State::Failed | State::Dead | State::Done) => {
+            Some((_, record))
+                if matches!(record.state, State::Failed | State::Dead | State::Done)
+                    && !record.body.is_empty() =>
+            {
                 record.state = State::Pending;
                 record.due_at = now;
                 true
@@ -195,6 +199,19 @@ impl Inbox for MemoryInbox {
             self.ring();
         }
         Ok(replayed)
+    }
+
+    async fn erase_contact(&self, contact_id: &str) -> Result<u64, Infallible> {
+        let mut erased = 0u64;
+        for (_, record) in self.lock().by_id.values_mut() {
+            let finished = matches!(record.state, State::Done | State::Dead);
+            if finished && record.contact_id.as_deref() == Some(contact_id) && !record.body.is_empty() {
+                record.body = Vec::new();
+                record.last_error = Some(ERASED.to_owned());
+                erased = erased.saturating_add(1);
+            }
+        }
+        Ok(erased)
     }
 
     async fn counts(&self) -> Result<Counts, Infallible> {

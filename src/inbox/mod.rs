@@ -87,6 +87,9 @@ pub struct Incoming<'a> {
     pub body: &'a [u8],
     /// Why the body does not parse, if it does not: it is stored as failed.
     pub error: Option<String>,
+    /// The contact the event is about, if one can be read (what
+    /// [`Inbox::erase_contact`] finds it by).
+    pub contact_id: Option<&'a str>,
 }
 
 impl Incoming<'_> {
@@ -118,6 +121,9 @@ pub struct Record {
     /// When it is next due (pending and failed deliveries), or when its lease
     /// ends (processing ones).
     pub due_at: OffsetDateTime,
+    /// The contact the event is about, if one could be read when it was
+    /// stored.
+    pub contact_id: Option<String>,
 }
 
 impl Record {
@@ -266,6 +272,14 @@ pub trait Inbox: Send + Sync {
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
 
+    /// Erases what the inbox keeps of contact `contact_id` (GDPR Art. 17, when
+    /// Engage says the contact was deleted): the bodies of its deliveries that
+    /// are done or dead become empty, with [`ERASED`] as their error, and
+    /// cannot be replayed. Their message ids stay, so a late retry is still a
+    /// duplicate and is not stored again. Deliveries still to be handled keep
+    /// their bodies. How many were erased.
+    fn erase_contact(&self, contact_id: &str) -> impl Future<Output = Result<u64, Self::Error>> + Send;
+
     /// How many deliveries are in each state, and the ages of the oldest due
     /// and the oldest dead one.
     fn counts(&self) -> impl Future<Output = Result<Counts, Self::Error>> + Send;
@@ -286,6 +300,9 @@ pub trait Inbox: Send + Sync {
 /// every one before it, ended without an outcome.
 pub const NO_OUTCOME: &str = "every attempt ended without an outcome (its process stopped, or its handler \
      outlived the lease), the last allowed one included";
+
+/// The error of a delivery whose body [`Inbox::erase_contact`] erased.
+pub const ERASED: &str = "erased: the body was removed with its contact's data";
 
 /// How long ago `at` was at `now`, if it had passed.
 pub(crate) fn age(at: OffsetDateTime, now: OffsetDateTime) -> Option<Duration> {

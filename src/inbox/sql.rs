@@ -74,7 +74,28 @@ fn args(count: usize) -> String {
 /// The schema of an inbox: what the inboxes' `connect` creates if it is
 /// missing, for running as a migration of your own instead. Times are Unix
 /// milliseconds (the Svix timestamp Unix seconds).
-pub(crate) fn schema(
+pub(crate) fn schema(dialect: Dialect, tables: &Tables) -> String {
+    format!("{}{}", create_tables(dialect, tables), create_indexes(tables))
+}
+
+/// Columns added since the first schema: `migrate` adds them to a table made
+/// before, where `CREATE TABLE IF NOT EXISTS` leaves it as it was.
+const ADDED_COLUMNS: [(&str, &str); 2] = [("created_at", "BIGINT"), ("contact_id", "TEXT")];
+
+/// The indexes, made once the columns they cover exist.
+fn create_indexes(Tables { deliveries: d, .. }: &Tables) -> String {
+    format!(
+        "-- Only what a claim may take, in the order it takes it: a claim reads the rows
+-- it claims and no more, and done rows leave the index.
+CREATE INDEX IF NOT EXISTS {d}_claimable ON {d} (due_at) WHERE state IN ('pending', 'failed', 'processing');
+DROP INDEX IF EXISTS {d}_due;
+-- What `erase_contact` looks for.
+CREATE INDEX IF NOT EXISTS {d}_contact ON {d} (contact_id) WHERE contact_id IS NOT NULL;
+"
+    )
+}
+
+fn create_tables(
     dialect: Dialect,
     Tables {
         deliveries: d,
@@ -99,12 +120,10 @@ pub(crate) fn schema(
     state       TEXT NOT NULL,     -- pending, processing, done, failed, dead
     attempts    BIGINT NOT NULL,
     last_error  TEXT,
-    due_at      BIGINT NOT NULL    -- Unix milliseconds: next attempt, or lease end
+    due_at      BIGINT NOT NULL,   -- Unix milliseconds: next attempt, or lease end
+    created_at  BIGINT,            -- Unix milliseconds: when Svix created it, from its id
+    contact_id  TEXT               -- the contact it is about, if one can be read
 );
--- Only what a claim may take, in the order it takes it: a claim reads the rows
--- it claims and no more, and done rows leave the index.
-CREATE INDEX IF NOT EXISTS {d}_claimable ON {d} (due_at) WHERE state IN ('pending', 'failed', 'processing');
-DROP INDEX IF EXISTS {d}_due;
 CREATE TABLE IF NOT EXISTS {c} (
     message_id  TEXT PRIMARY KEY,
     done        BOOLEAN NOT NULL,
@@ -117,7 +136,15 @@ CREATE TABLE IF NOT EXISTS {c} (
 /// Every statement, with the table names written in once.
 #[derive(Debug, Clone)]
 pub(crate) struct Statements {
-    pub(crate) schema: String,
+    pub(crate) create_tables: String,
+    pub(crate) create_indexes: String,
+    /// The deliveries table's columns, as rows of `name`.
+    pub(crate) columns: String,
+    /// `ALTER TABLE … ADD COLUMN` for each of [`ADDED_COLUMNS`].
+    pub(crate) add_columns: Vec<(&'static str, String)>,
+    pub(crate) erase_contact: String,
+    /// Taken first in `migrate`'s transaction, where the database needs it.
+    pub(crate) migration_lock: Option<String>,
     pub(crate) store: String,
     pub(crate) claim_due: String,
     pub(crate) renew: String,
@@ -136,7 +163,8 @@ pub(crate) struct Statements {
     pub(crate) release: String,
 }
 
-const COLUMNS: &str = "message_id, timestamp, received_at, body, state, attempts, last_error, due_at";
+const COLUMNS: &str =
+    "message_id, timestamp, received_at, body, state, attempts, last_error, due_at, created_at, contact_id";
 
 impl Statements {
     pub(crate) fn new(dialect: Dialect, tables: &Tables) -> Self {
@@ -156,14 +184,51 @@ impl Statements {
         // A processing delivery whose lease lapsed after its last allowed claim.
         let exhausted = format!("state = 'processing' AND attempts >= {}", a(3));
         Statements {
-            schema: schema(dialect, tables),
+            create_tables: create_tables(dialect, tables),
+            create_indexes: create_indexes(tables),
+            migration_lock: match dialect {
+                // One writer at a time: the transaction is the lock.
+                #[cfg(feature = "sqlite")]
+                Dialect::Sqlite => None,
+                // `CREATE … IF NOT EXISTS` races between sessions there.
+                #[cfg(feature = "postgres")]
+                Dialect::Postgres => Some(format!(
+                    "SELECT pg_advisory_xact_lock(hashtext('voyado_webhooks {d}'))"
+                )),
+            },
+            columns: match dialect {
+                #[cfg(feature = "sqlite")]
+                Dialect::Sqlite => format!("SELECT name FROM pragma_table_info('{d}')"),
+                // Unquoted names are folded to lower case.
+                #[cfg(feature = "postgres")]
+                Dialect::Postgres => format!(
+                    "SELECT column_name::text AS name FROM information_schema.columns \
+                     WHERE table_schema = current_schema() AND table_name = lower('{d}')"
+                ),
+            },
+            add_columns: ADDED_COLUMNS
+                .iter()
+                .map(|(name, kind)| (*name, format!("ALTER TABLE {d} ADD COLUMN {name} {kind}")))
+                .collect(),
+            // The body goes, the id stays (a late retry is still a duplicate),
+            // and the error says why the delivery can no longer be replayed.
+            erase_contact: format!(
+                "UPDATE {d} SET body = {}, last_error = {} \
+                 WHERE contact_id = {} AND state IN ('done', 'dead') AND length(body) > 0",
+                a(1),
+                a(2),
+                a(3)
+            ),
             // A row when the delivery was stored (or, below, replayed).
             store: format!(
-                "INSERT INTO {d} (message_id, timestamp, received_at, body, state, attempts, last_error, due_at) \
-                 VALUES ({}, 0, {}, {}) ON CONFLICT (message_id) DO NOTHING RETURNING 1",
+                "INSERT INTO {d} (message_id, timestamp, received_at, body, state, attempts, last_error, due_at, \
+                 created_at, contact_id) \
+                 VALUES ({}, 0, {}, {}, {}, {}) ON CONFLICT (message_id) DO NOTHING RETURNING 1",
                 args(5),
                 a(6),
-                a(7)
+                a(7),
+                a(8),
+                a(9)
             ),
             // One statement claims the due and makes the exhausted dead, so no
             // claim slips between the two; the caller drops the dead ones.
@@ -231,7 +296,7 @@ impl Statements {
             ),
             replay: format!(
                 "UPDATE {d} SET state = 'pending', due_at = {} \
-                 WHERE message_id = {} AND state IN ('failed', 'dead', 'done') RETURNING 1",
+                 WHERE message_id = {} AND state IN ('failed', 'dead', 'done') AND length(body) > 0 RETURNING 1",
                 a(1),
                 a(2)
             ),
@@ -288,12 +353,34 @@ macro_rules! sql_inbox {
                 Self::assemble(pool, sql, tables)
             }
 
-            /// Creates the tables if they are missing.
+            /// Creates the tables if they are missing, and adds the columns
+            /// added since to a table made before: in one transaction, which
+            /// on PostgreSQL first takes a lock, so that instances starting
+            /// together migrate one after the other.
             pub async fn migrate(&self) -> Result<(), sqlx::Error> {
-                sqlx::raw_sql(&self.sql.schema)
-                    .execute(&self.pool)
-                    .await
-                    .map(|_| ())
+                use sqlx::Row as _;
+                let mut tx = self.pool.begin().await?;
+                if let Some(lock) = &self.sql.migration_lock {
+                    sqlx::query(lock).execute(&mut *tx).await?;
+                }
+                sqlx::raw_sql(&self.sql.create_tables)
+                    .execute(&mut *tx)
+                    .await?;
+                let present = sqlx::query(&self.sql.columns)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(|row| row.try_get::<String, _>("name"))
+                    .collect::<Result<std::collections::HashSet<String>, sqlx::Error>>()?;
+                for (name, add) in &self.sql.add_columns {
+                    if !present.contains(*name) {
+                        sqlx::query(add).execute(&mut *tx).await?;
+                    }
+                }
+                sqlx::raw_sql(&self.sql.create_indexes)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await
             }
 
             /// The connection pool.
@@ -316,6 +403,7 @@ macro_rules! sql_inbox {
                 attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
                 last_error: row.try_get("last_error")?,
                 due_at: $crate::inbox::sql::from_millis(row.try_get("due_at")?),
+                contact_id: row.try_get("contact_id")?,
             })
         }
 
@@ -336,6 +424,8 @@ macro_rules! sql_inbox {
                     .bind(state.as_str())
                     .bind(delivery.error.as_deref())
                     .bind(millis(delivery.received_at))
+                    .bind(delivery.created_at().map(millis))
+                    .bind(delivery.contact_id)
                     .fetch_optional(&self.pool)
                     .await?
                     .is_some();
@@ -471,6 +561,16 @@ macro_rules! sql_inbox {
                     self.stored().await;
                 }
                 Ok(replayed)
+            }
+
+            async fn erase_contact(&self, contact_id: &str) -> Result<u64, sqlx::Error> {
+                let erased = sqlx::query(&self.sql.erase_contact)
+                    .bind(&b""[..])
+                    .bind($crate::inbox::ERASED)
+                    .bind(contact_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(erased.rows_affected())
             }
 
             async fn counts(&self) -> Result<$crate::inbox::Counts, sqlx::Error> {
