@@ -242,6 +242,52 @@ async fn a_late_retry_of_an_older_opt_in_leaves_the_newer_opt_out() {
     );
 }
 
+/// Engage deletes a contact: the example's shop forgets it, and the inbox
+/// erases what it kept of it, other contacts untouched; Svix's late retry of
+/// an erased delivery is a duplicate, not applied again.
+#[tokio::test]
+async fn a_deleted_contact_leaves_the_shop_and_the_inbox() {
+    let server = start("erase").await;
+    let points = |contact: &str| {
+        format!(
+            r#"{{"eventType": "loyalty.addPoints", "payload": {{"amount": 5, "contactId": "{contact}"}}}}"#
+        )
+    };
+    let balance =
+        r#"{"eventType": "point.balance.updated", "payload": {"balance": 50, "contactId": "c-del"}}"#;
+    assert_eq!(server.deliver("msg_p1", points("c-del").as_bytes()).await, 200);
+    assert_eq!(server.deliver("msg_b1", balance.as_bytes()).await, 200);
+    assert_eq!(server.deliver("msg_k1", points("c-keep").as_bytes()).await, 200);
+    assert_eq!(server.process().await, 3);
+    let deleted = r#"{"eventType": "contact.deleted", "payload": {"contactId": "c-del"}}"#;
+    assert_eq!(server.deliver("msg_del", deleted.as_bytes()).await, 200);
+    assert_eq!(server.process().await, 1);
+
+    let ledger = server.ledger().await;
+    assert_eq!(ledger, [("msg_k1".to_owned(), "5".to_owned())]);
+    let Shop::Sqlite(pool) = &server.shop else {
+        panic!()
+    };
+    let balances: i64 = sqlx::query("SELECT COUNT(*) FROM shop_point_balances")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(balances, 0);
+    for id in ["msg_p1", "msg_b1"] {
+        let record = server.inbox.get(id).await.unwrap().unwrap();
+        assert!(record.body.is_empty(), "{id} erased");
+    }
+    assert_eq!(
+        server.inbox.get("msg_k1").await.unwrap().unwrap().body,
+        points("c-keep").as_bytes()
+    );
+    // Svix retries an erased delivery: stored once already, so nothing is applied.
+    assert_eq!(server.deliver("msg_p1", points("c-del").as_bytes()).await, 200);
+    assert_eq!(server.process().await, 0);
+    assert_eq!(server.ledger().await, ledger);
+}
+
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }

@@ -10,8 +10,8 @@ use sqlx::{PgPool, SqlitePool};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use voyado_webhooks::{
     AsyncEventHandler, ContactPreferenceChanged, Context, Envelope, EventType, Inbox, LoyaltyAddPoints,
-    PointBalanceUpdated, PostgresInbox, Preference, RewardVoucherCreated, SqliteInbox, Stopped, Webhook,
-    Worker,
+    PointBalanceUpdated, PostgresInbox, Preference, RawPayload, RewardVoucherCreated, SqliteInbox, Stopped,
+    Tables, Webhook, Worker,
 };
 
 /// Where the endpoint is served.
@@ -281,6 +281,46 @@ impl AsyncEventHandler for Shop {
             "{}: voucher {} worth {}",
             voucher.contact_id, voucher.unique_code, voucher.amount
         );
+        Ok(())
+    }
+
+    /// Engage deleted the contact: its rows go from the shop's tables, and what
+    /// the inbox keeps of it is erased (the bodies of its handled and dead
+    /// deliveries; their ids stay, so Svix's late retries are still
+    /// duplicates). Voyado has not published this payload: the contact id is
+    /// read as `contactId` or `id`, and a delivery with neither fails, to be
+    /// looked at among the dead ones, rather than be taken as done.
+    async fn contact_deleted(&self, ctx: &Context, event: &Envelope<RawPayload>) -> Result<(), Self::Error> {
+        let Some(contact) = event.contact_id() else {
+            return Err(sqlx::Error::Protocol(format!(
+                "{}: contact.deleted names no contact: {}",
+                ctx.message_id(),
+                event.payload.get()
+            )));
+        };
+        for table in [
+            "shop_points_ledger",
+            "shop_point_balances",
+            "shop_vouchers",
+            "shop_consents",
+        ] {
+            let sql = format!("DELETE FROM {table} WHERE contact_id = $1");
+            execute!(self, sqlx::query(&sql).bind(&contact))?;
+        }
+        // The inbox on the shop's own pool, with the default tables.
+        let erased = match self {
+            Shop::Sqlite(pool) => {
+                SqliteInbox::from_pool(pool.clone(), &Tables::default())
+                    .erase_contact(&contact)
+                    .await?
+            }
+            Shop::Postgres(pool) => {
+                PostgresInbox::from_pool(pool.clone(), &Tables::default())
+                    .erase_contact(&contact)
+                    .await?
+            }
+        };
+        println!("{contact}: deleted, {erased} stored deliveries erased");
         Ok(())
     }
 
