@@ -98,12 +98,16 @@ impl Webhook {
             span.delivery(&message_id, 1);
             // Read now only to keep its error and its contact with it;
             // `process` reads it again.
-            let (error, contact_id) = match span.in_scope(|| self.open(body)) {
+            let opened = span.in_scope(|| self.open(body));
+            let (error, contact_id) = match &opened {
                 Ok(event) => {
-                    span.event(&event);
-                    (None, event.contact().map(std::borrow::Cow::into_owned))
+                    span.event(event);
+                    (None, event.contact())
                 }
-                Err(error) => (Some(error.to_string()), crate::envelope::contact_in_body(body)),
+                Err(error) => (
+                    Some(error.to_string()),
+                    crate::envelope::contact_in_body(body).map(std::borrow::Cow::Owned),
+                ),
             };
             let unreadable = error.is_some();
             let incoming = Incoming {

@@ -5,10 +5,11 @@
 //! waits for its turn; each runs in a task of its own, which renews the claim
 //! while the handler runs (fenced by the attempt number) and abandons the
 //! handler if the claim is lost or the handler outlives its timeout. A task
-//! records a failure itself and hands a success back: the loop marks every
-//! success that finished meanwhile done in one statement, then claims their
-//! slots in one more. Between claims the loop waits for the first of: a task
-//! finishing, the inbox's [`Doorbell`](crate::Doorbell), a failed delivery's
+//! records a failure itself and hands a success back; successes are marked
+//! done a batch at a time, one statement for all that finished while the
+//! previous one ran, beside the loop, which claims the freed slots meanwhile.
+//! Between claims the loop waits for the first of: a task finishing, a batch
+//! recorded, the inbox's [`Doorbell`](crate::Doorbell), a failed delivery's
 //! retry coming due, the poll interval, or the shutdown signal.
 
 use std::convert::Infallible;
@@ -124,8 +125,9 @@ pub struct Stopped {
 
 /// How one delivery's task ended.
 enum Ran {
-    /// The handler succeeded: the claim is still held, to be marked done.
-    Succeeded(Record, Span),
+    /// The handler succeeded: the claim (message id, attempt) is still held,
+    /// to be marked done.
+    Succeeded(String, u32, Span),
     /// A failure, recorded.
     Recorded(Concluded),
     /// The claim was lost: nothing was recorded.
@@ -320,23 +322,13 @@ where
         async move {
             let span = Span::start("worker");
             span.delivery(&record.message_id, record.attempts);
-            let Some(result) = keep_leased(
-                &*inbox,
-                &record,
-                lease,
-                timeout,
-                webhook.attempt(&record, &*handler, &span),
-            )
-            .await
-            else {
-                trace::lease_lost(&record.message_id, record.attempts);
-                span.finish("lease_lost");
-                return Ran::LostLease;
+            let attempt = webhook.attempt(&record, &*handler, &span);
+            let concluded = match keep_leased(&*inbox, &record, lease, timeout, attempt).await {
+                Some(Ok(())) => return Ran::Succeeded(record.message_id, record.attempts, span),
+                Some(failed) => webhook.conclude(&*inbox, &record, failed, &span).await,
+                None => Ok(None),
             };
-            if result.is_ok() {
-                return Ran::Succeeded(record, span);
-            }
-            match webhook.conclude(&*inbox, &record, result, &span).await {
+            match concluded {
                 Ok(Some(concluded)) => {
                     span.finish(concluded.outcome());
                     Ran::Recorded(concluded)
@@ -360,7 +352,7 @@ where
 /// commit): while one batch's statement runs, the next gathers, and a freed
 /// slot is claimed again without waiting for its delivery's record.
 struct Completions<E> {
-    waiting: Vec<(Record, Span)>,
+    waiting: Vec<(String, u32, Span)>,
     recording: JoinSet<Batch<E>>,
     in_recording: usize,
 }
@@ -394,13 +386,12 @@ impl<E: std::fmt::Display + Send + 'static> Completions<E> {
         self.in_recording = batch.len();
         let inbox = inbox.clone();
         self.recording.spawn(async move {
-            let (records, spans): (Vec<Record>, Vec<Span>) = batch.into_iter().unzip();
-            let claims: Vec<(&str, u32)> = records
+            let claims: Vec<(&str, u32)> = batch
                 .iter()
-                .map(|record| (record.message_id.as_str(), record.attempts))
+                .map(|(id, attempt, _)| (id.as_str(), *attempt))
                 .collect();
             let marked = inbox.mark_done_all(&claims).await;
-            (spans, marked)
+            (batch.into_iter().map(|(_, _, span)| span).collect(), marked)
         });
     }
 
@@ -415,7 +406,7 @@ impl<E: std::fmt::Display + Send + 'static> Completions<E> {
         let mut retry_at: Option<OffsetDateTime> = None;
         for ran in finished {
             match ran {
-                Ok(Ran::Succeeded(record, span)) => self.waiting.push((record, span)),
+                Ok(Ran::Succeeded(id, attempt, span)) => self.waiting.push((id, attempt, span)),
                 Ok(Ran::Recorded(concluded)) => {
                     stopped.processed.count(concluded);
                     if let Concluded::Failed(at) = concluded {

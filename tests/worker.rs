@@ -624,3 +624,55 @@ async fn postgres_wakes_for_a_delivery_another_process_accepts() {
     stop.send(()).unwrap();
     assert_eq!(task.await.unwrap().processed.handled, 1);
 }
+
+/// The server goes away after a handler succeeded: the record of its success
+/// waits on the pool, and a stop does not wait for it past the grace period.
+/// The delivery, still claimed, is handled again once its lease lapses.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stop_does_not_wait_past_its_grace_for_a_stuck_record() {
+    let cluster = common::postgres::Cluster::start();
+    let inbox = Arc::new(
+        voyado_webhooks::PostgresInbox::connect(&cluster.url())
+            .await
+            .unwrap(),
+    );
+    let webhook = webhook(Duration::from_secs(2));
+    let probe = Probe::slow(Duration::from_millis(300));
+    assert_eq!(accept(&webhook, &*inbox, "msg_r", &body("slow")).await, 200);
+    let (stop, task) = spawn_worker(
+        Worker::new(webhook.clone(), inbox.clone(), probe.clone()).grace_period(Duration::from_millis(200)),
+    );
+    assert!(started(&probe, "msg_r", Duration::from_secs(2)).await);
+    cluster.stop();
+    let probe_ref = &*probe;
+    assert!(
+        eventually(Duration::from_secs(2), || async move {
+            probe_ref.finished() == ["msg_r"]
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let signalled = Instant::now();
+    stop.send(()).unwrap();
+    let stopped = task.await.unwrap();
+    assert!(
+        signalled.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        signalled.elapsed()
+    );
+    assert_eq!(
+        (stopped.unrecorded, stopped.processed.handled),
+        (1, 0),
+        "{stopped:?}"
+    );
+
+    cluster.start_again();
+    let (stop, task) = spawn_worker(
+        Worker::new(webhook, inbox.clone(), probe.clone()).poll_interval(Duration::from_millis(100)),
+    );
+    assert!(reaches(&*inbox, "msg_r", State::Done, Duration::from_secs(10)).await);
+    stop.send(()).unwrap();
+    assert_eq!(task.await.unwrap().processed.handled, 1);
+    assert_eq!(probe.runs("msg_r"), 2);
+}
