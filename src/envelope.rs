@@ -126,22 +126,26 @@ fn contact_in(
     event_type: &EventType,
     payload: &serde_json::Map<String, serde_json::Value>,
 ) -> Option<String> {
-    let named = |name: &str| {
-        payload.iter().find_map(|(key, value)| {
-            let text = match value {
-                serde_json::Value::String(text) if !text.is_empty() => text.clone(),
-                serde_json::Value::Number(number) => number.to_string(),
-                _ => return None,
-            };
-            key_matches(key, name).then_some(text)
-        })
-    };
+    let named = |name: &str| text_in(payload, name);
     // Not `contact.consent.changed`: its `id` may be the consent's.
     let contact_is_the_payload = matches!(
         event_type,
         EventType::ContactCreated | EventType::ContactUpdated | EventType::ContactDeleted
     );
     named("contactId").or_else(|| contact_is_the_payload.then(|| named("id")).flatten())
+}
+
+/// A raw payload's field `name` (any casing, `_` or `-`), as text: a string
+/// or a number, not empty.
+pub(crate) fn text_in(payload: &serde_json::Map<String, serde_json::Value>, name: &str) -> Option<String> {
+    payload.iter().find_map(|(key, value)| {
+        let text = match value {
+            serde_json::Value::String(text) if !text.is_empty() => text.clone(),
+            serde_json::Value::Number(number) => number.to_string(),
+            _ => return None,
+        };
+        key_matches(key, name).then_some(text)
+    })
 }
 
 impl<P: Serialize> Serialize for Envelope<P> {

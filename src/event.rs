@@ -22,8 +22,8 @@ mod parse;
 macro_rules! event_envelope {
     (
         [$($args:tt)*]
-        typed { $( $(#[$doc:meta])* $variant:ident = $wire:literal => $payload:ident, $method:ident $(, Preference::$pref:ident)?; )* }
-        untyped { $( $(#[$udoc:meta])* $uvariant:ident = $uwire:literal => $umethod:ident; )* }
+        typed { $( $(#[$doc:meta])* $variant:ident = $wire:literal => $payload:ident, $method:ident $(, Preference::$pref:ident)? as $kind:ident $(($entity:ident))?; )* }
+        untyped { $( $(#[$udoc:meta])* $uvariant:ident = $uwire:literal => $umethod:ident as $ukind:ident $(($uentity:ident))?; )* }
     ) => {
         /// One Voyado Engage webhook delivery, typed by its event type.
         ///
@@ -95,6 +95,44 @@ macro_rules! event_envelope {
                 match self {
                     EventEnvelope::Unknown(e) => e.contact_id().map(std::borrow::Cow::Owned),
                     other => other.contact_id().map(std::borrow::Cow::Borrowed),
+                }
+            }
+
+            /// The entity whose state this event sets, within its contact, for a
+            /// *state* event; `None` for a *fact* (`loyalty.addPoints`,
+            /// `reward.voucher.created`, `promotion.multichannel.assigned`,
+            /// `contact.created`), an encrypted event and an unknown one.
+            ///
+            /// The entity is the event type for the three preference events,
+            /// `contact.updated` and `contact.deleted`; for
+            /// `point.balance.updated`, the event type with the point account (or
+            /// its definition); for `contact.consent.changed`, the event type
+            /// with the payload's `consentId`, if it has one. An inbox handles
+            /// the states of one contact one at a time, in the order Svix created
+            /// them, and supersedes one older than a state already applied for its
+            /// entity; `contact.deleted` supersedes every older state of its
+            /// contact (README, "Order and state").
+            ///
+            /// ```
+            /// use voyado_webhooks::EventEnvelope;
+            ///
+            /// let balance = r#"{"eventType": "point.balance.updated",
+            ///                   "payload": {"balance": 5, "contactId": "c-1", "accountId": 12}}"#;
+            /// let balance = balance.parse::<EventEnvelope>()?;
+            /// assert_eq!(balance.entity().as_deref(), Some("point.balance.updated account 12"));
+            ///
+            /// let points = r#"{"eventType": "loyalty.addPoints", "payload": {"amount": 5, "contactId": "c-1"}}"#;
+            /// assert_eq!(points.parse::<EventEnvelope>()?.entity(), None);
+            /// # Ok::<(), voyado_webhooks::ParseError>(())
+            /// ```
+            pub fn entity(&self) -> Option<std::borrow::Cow<'_, str>> {
+                match self {
+                    $( EventEnvelope::$variant(e) => crate::order::entity_of!(e, $kind $(($entity))?), )*
+                    EventEnvelope::Encrypted(_) => None,
+                    EventEnvelope::Unknown(e) => match e.event_type {
+                        $( EventType::$uvariant => crate::order::entity_of!(e, $ukind $(($uentity))?), )*
+                        _ => None,
+                    },
                 }
             }
 

@@ -32,8 +32,8 @@ macro_rules! forward {
 macro_rules! handlers {
     (
         [$($args:tt)*]
-        typed { $( $(#[$doc:meta])* $variant:ident = $wire:literal => $payload:ident, $method:ident $(, Preference::$pref:ident)?; )* }
-        untyped { $( $(#[$udoc:meta])* $uvariant:ident = $uwire:literal => $umethod:ident; )* }
+        typed { $( $(#[$doc:meta])* $variant:ident = $wire:literal => $payload:ident, $method:ident $(, Preference::$pref:ident)? as $kind:ident $(($entity:ident))?; )* }
+        untyped { $( $(#[$udoc:meta])* $uvariant:ident = $uwire:literal => $umethod:ident as $ukind:ident $(($uentity:ident))?; )* }
     ) => {
         /// Receives events one method per event type, synchronously.
         ///

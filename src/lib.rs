@@ -160,6 +160,7 @@ mod envelope;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 
+mod order;
 mod payload;
 
 mod handler;

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use crate::context::Context;
 use crate::handler::AsyncEventHandler;
 use crate::headers::HeaderSource;
-use crate::inbox::{Inbox, Incoming, Processed, Record, later};
+use crate::inbox::{Inbox, Incoming, Processed, Record, State, later};
 use crate::policy::{Processing, RetryPolicy};
 use crate::receive::ReceiveError;
 use crate::text::excerpt;
@@ -99,14 +99,16 @@ impl Webhook {
             // Read now only to keep its error and its contact with it;
             // `process` reads it again.
             let opened = span.in_scope(|| self.open(body));
-            let (error, contact_id) = match &opened {
+            let (error, contact_id, entity) = match &opened {
                 Ok(event) => {
                     span.event(event);
-                    (None, event.contact())
+                    (None, event.contact(), event.entity())
                 }
+                // Unreadable, it has no state to order.
                 Err(error) => (
                     Some(error.to_string()),
                     crate::envelope::contact_in_body(body).map(std::borrow::Cow::Owned),
+                    None,
                 ),
             };
             let unreadable = error.is_some();
@@ -117,6 +119,7 @@ impl Webhook {
                 body,
                 error,
                 contact_id: contact_id.as_deref(),
+                entity: entity.as_deref(),
             };
             let stored = span.instrument(inbox.store(&incoming)).await;
             let result = match stored.map_err(ReceiveError::store) {
@@ -189,6 +192,11 @@ impl Webhook {
         for record in claimed {
             let span = Span::start("process");
             span.delivery(&record.message_id, record.attempts);
+            if record.state == State::Superseded {
+                processed.superseded = processed.superseded.saturating_add(1);
+                span.finish("superseded");
+                continue;
+            }
             // The lease covers the whole batch: a delivery whose lease lapsed
             // while earlier ones ran may be another worker's now. Leave it.
             if record.due_at <= OffsetDateTime::now_utc() {

@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::handler::AsyncEventHandler;
-use crate::inbox::{Inbox, Processed, Record, age, later};
+use crate::inbox::{Inbox, Processed, Record, State, age, later};
 use crate::process::{Concluded, panic_message};
 use crate::trace::{self, Span};
 use crate::verify::Webhook;
@@ -241,7 +241,14 @@ where
                         look = claimed.len() == want;
                         next_poll = after(self.poll_interval);
                         for record in claimed {
-                            tasks.spawn(self.run(record));
+                            if record.state == State::Superseded {
+                                let span = Span::start("worker");
+                                span.delivery(&record.message_id, record.attempts);
+                                span.finish("superseded");
+                                stopped.processed.superseded = stopped.processed.superseded.saturating_add(1);
+                            } else {
+                                tasks.spawn(self.run(record));
+                            }
                         }
                     }
                     Err(error) => {
@@ -258,11 +265,19 @@ where
                     // Every task finished by now, so that their slots are
                     // claimed in one statement.
                     let finished = std::iter::once(ran).chain(std::iter::from_fn(|| tasks.try_join_next()));
+                    let before = stopped.processed;
                     if let Some(retry_at) = done.count(&mut stopped, finished) {
                         next_poll = next_poll.min(instant_at(retry_at));
                     }
+                    // As above, for the outcomes the tasks recorded.
+                    look |= stopped.processed != before;
                 }
-                Some(recorded) = done.recording.join_next() => done.recorded(&mut stopped, recorded),
+                Some(recorded) = done.recording.join_next() => {
+                    done.recorded(&mut stopped, recorded);
+                    // A recorded outcome frees its lane: a state held back
+                    // behind it may be claimed now.
+                    look = true;
+                }
                 () = rung(wakeups.as_mut()) => {
                     trace::woken();
                     look = true;

@@ -80,7 +80,7 @@ impl Server {
         let mut handled = 0;
         loop {
             let processed = self.signer.process(&*self.inbox, &self.shop, 100).await.unwrap();
-            if processed.handled + processed.failed + processed.dead == 0 {
+            if processed.handled + processed.failed + processed.dead + processed.superseded == 0 {
                 return handled;
             }
             handled += processed.handled;
@@ -213,7 +213,11 @@ async fn a_late_retry_of_an_older_opt_in_leaves_the_newer_opt_out() {
             .await,
         200
     );
-    assert_eq!(server.process().await, 1);
+    // The inbox supersedes it: the handler never sees it.
+    assert_eq!(server.process().await, 0);
+    let late = server.inbox.get(&opt_in).await.unwrap().unwrap();
+    assert_eq!(late.state, voyado_webhooks::State::Superseded, "{late:?}");
+    assert!(late.last_error.unwrap().ends_with(&opt_out));
     let consents = server.consents("c-1").await;
     assert_eq!(
         consents,

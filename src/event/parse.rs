@@ -231,8 +231,8 @@ pub(crate) fn decrypted_payload(
 macro_rules! read_payload {
     (
         [$($args:tt)*]
-        typed { $( $(#[$doc:meta])* $variant:ident = $wire:literal => $payload:ident, $method:ident $(, Preference::$pref:ident)?; )* }
-        untyped { $( $(#[$udoc:meta])* $uvariant:ident = $uwire:literal => $umethod:ident; )* }
+        typed { $( $(#[$doc:meta])* $variant:ident = $wire:literal => $payload:ident, $method:ident $(, Preference::$pref:ident)? as $kind:ident $(($entity:ident))?; )* }
+        untyped { $( $(#[$udoc:meta])* $uvariant:ident = $uwire:literal => $umethod:ident as $ukind:ident $(($uentity:ident))?; )* }
     ) => {
         /// Reads a payload into the event its type makes. A string payload where an
         /// object was expected comes back as `Encrypted`, for the caller to accept or

@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::{Counts, ERASED, Inbox, Incoming, NO_OUTCOME, Record, State, age, later};
+use super::{
+    Counts, ERASED, Inbox, Incoming, NO_OUTCOME, Record, State, age, claim_order, later, superseded_by,
+};
 use crate::idempotency::{Claim, IdempotencyStore, MemoryIdempotencyStore};
+use crate::order::DELETION;
 
 /// An [`Inbox`] in memory: for tests, and for a single process that may lose
 /// what it holds when it stops. Deliveries are kept until purged.
@@ -87,6 +90,7 @@ impl Inbox for MemoryInbox {
             last_error: delivery.error.clone(),
             due_at: delivery.received_at,
             contact_id: delivery.contact_id.map(str::to_owned),
+            entity: delivery.lane().map(|(_, entity)| entity.to_owned()),
         };
         deliveries
             .by_id
@@ -110,23 +114,52 @@ impl Inbox for MemoryInbox {
                 record.last_error = Some(NO_OUTCOME.to_owned());
             }
         }
-        let mut due: Vec<(u64, String)> = deliveries
+        // Lanes with a delivery in hand, here or lapsed (it is claimed again
+        // first, or made dead above).
+        let held: HashMap<&str, &str> = deliveries
             .by_id
             .values()
-            .filter(|(_, r)| {
+            .filter(|(_, r)| r.state == State::Processing)
+            .filter_map(|(_, r)| Some((lane_of(r)?, r.message_id.as_str())))
+            .collect();
+        let mut due: Vec<(OffsetDateTime, &str)> = deliveries
+            .by_id
+            .values()
+            .map(|(_, r)| r)
+            .filter(|r| {
                 matches!(r.state, State::Pending | State::Failed | State::Processing) && r.due_at <= now
             })
-            .map(|(order, r)| (*order, r.message_id.clone()))
+            .filter(|r| lane_of(r).is_none_or(|lane| held.get(lane).is_none_or(|id| *id == r.message_id)))
+            .map(claim_order)
             .collect();
         due.sort();
+        let due: Vec<String> = due.into_iter().take(limit).map(|(_, id)| id.to_owned()).collect();
+        let mut taken = std::collections::HashSet::new();
         let mut claimed = Vec::new();
-        for (_, id) in due.into_iter().take(limit) {
-            if let Some((_, record)) = deliveries.by_id.get_mut(&id) {
-                record.state = State::Processing;
-                record.attempts = record.attempts.saturating_add(1);
-                record.due_at = later(now, lease);
+        for id in due {
+            let superseder = deliveries
+                .by_id
+                .get(&id)
+                .and_then(|(_, r)| superseder(&deliveries, r));
+            let Some((_, record)) = deliveries.by_id.get_mut(&id) else {
+                continue;
+            };
+            if let Some(newer) = superseder {
+                record.state = State::Superseded;
+                record.last_error = Some(superseded_by(&newer));
                 claimed.push(record.clone());
+                continue;
             }
+            // One per lane: the oldest.
+            if let Some(lane) = lane_of(record).map(str::to_owned) {
+                if !taken.insert(lane) {
+                    continue;
+                }
+            }
+            record.state = State::Processing;
+            record.attempts = record.attempts.saturating_add(1);
+            record.due_at = later(now, lease);
+            claimed.push(record.clone());
         }
         Ok(claimed)
     }
@@ -186,8 +219,10 @@ impl Inbox for MemoryInbox {
     async fn replay(&self, message_id: &str, now: OffsetDateTime) -> Result<bool, Infallible> {
         let replayed = match self.lock().by_id.get_mut(message_id) {
             Some((_, record))
-                if matches!(record.state, State::Failed | State::Dead | State::Done)
-                    && !record.body.is_empty() =>
+                if matches!(
+                    record.state,
+                    State::Failed | State::Dead | State::Done | State::Superseded
+                ) && !record.body.is_empty() =>
             {
                 record.state = State::Pending;
                 record.due_at = now;
@@ -204,7 +239,7 @@ impl Inbox for MemoryInbox {
     async fn erase_contact(&self, contact_id: &str) -> Result<u64, Infallible> {
         let mut erased = 0u64;
         for (_, record) in self.lock().by_id.values_mut() {
-            let finished = matches!(record.state, State::Done | State::Dead);
+            let finished = matches!(record.state, State::Done | State::Dead | State::Superseded);
             if finished && record.contact_id.as_deref() == Some(contact_id) && !record.body.is_empty() {
                 record.body = Vec::new();
                 record.last_error = Some(ERASED.to_owned());
@@ -224,7 +259,7 @@ impl Inbox for MemoryInbox {
                     due = Some(due.map_or(record.due_at, |at| at.min(record.due_at)));
                 }
                 State::Dead => dead = Some(dead.map_or(record.received_at, |at| at.min(record.received_at))),
-                State::Done => {}
+                State::Done | State::Superseded => {}
             }
             let count = match record.state {
                 State::Pending => &mut counts.pending,
@@ -232,6 +267,7 @@ impl Inbox for MemoryInbox {
                 State::Done => &mut counts.done,
                 State::Failed => &mut counts.failed,
                 State::Dead => &mut counts.dead,
+                State::Superseded => &mut counts.superseded,
             };
             *count = count.saturating_add(1);
         }
@@ -240,19 +276,64 @@ impl Inbox for MemoryInbox {
         Ok(counts)
     }
 
+    async fn drop_bodies(&self, before: OffsetDateTime) -> Result<u64, Infallible> {
+        let mut dropped = 0u64;
+        for (_, record) in self.lock().by_id.values_mut() {
+            let finished = matches!(record.state, State::Done | State::Superseded);
+            if finished && record.received_at < before && !record.body.is_empty() {
+                record.body = Vec::new();
+                dropped = dropped.saturating_add(1);
+            }
+        }
+        Ok(dropped)
+    }
+
     async fn purge_done(&self, before: OffsetDateTime) -> Result<u64, Infallible> {
         let mut deliveries = self.lock();
-        let count = deliveries.by_id.len();
-        deliveries
+        let purged: Vec<String> = deliveries
             .by_id
-            .retain(|_, (_, r)| !(r.state == State::Done && r.received_at < before));
-        Ok(count.saturating_sub(deliveries.by_id.len()) as u64)
+            .values()
+            .map(|(_, r)| r)
+            .filter(|r| matches!(r.state, State::Done | State::Superseded) && r.received_at < before)
+            // The newest done state of an entity stays: it is what supersedes
+            // a late older one.
+            .filter(|r| {
+                r.state == State::Superseded || lane_of(r).is_none() || superseder(&deliveries, r).is_some()
+            })
+            .map(|r| r.message_id.clone())
+            .collect();
+        for id in &purged {
+            deliveries.by_id.remove(id);
+        }
+        Ok(purged.len() as u64)
     }
 
     #[cfg(feature = "worker")]
     fn doorbell(&self) -> Option<&crate::wake::Doorbell> {
         Some(&self.doorbell)
     }
+}
+
+/// The lane a record is ordered in: its contact, if it has an entity.
+fn lane_of(record: &Record) -> Option<&str> {
+    record.entity.as_ref().and(record.contact_id.as_deref())
+}
+
+/// The newest done delivery of `record`'s entity (or its contact's deletion)
+/// created after it, if there is one.
+fn superseder(deliveries: &Deliveries, record: &Record) -> Option<String> {
+    let (lane, entity, created) = (lane_of(record)?, record.entity.as_deref()?, record.created_at()?);
+    let key = (created, record.message_id.as_str());
+    deliveries
+        .by_id
+        .values()
+        .map(|(_, r)| r)
+        .filter(|r| r.state == State::Done && lane_of(r) == Some(lane))
+        .filter(|r| matches!(r.entity.as_deref(), Some(e) if e == entity || e == DELETION))
+        .filter_map(|r| Some((r.created_at()?, r.message_id.as_str())))
+        .filter(|newer| *newer > key)
+        .max()
+        .map(|(_, id)| id.to_owned())
 }
 
 /// Claims for inline handling, kept beside the inbox in memory.

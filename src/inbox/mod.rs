@@ -45,6 +45,10 @@ pub enum State {
     Failed,
     /// Failed on its last allowed attempt: waits for a replay.
     Dead,
+    /// Not handled, because a newer state of its entity was applied first
+    /// ([`EventEnvelope::entity`](crate::EventEnvelope::entity)): its error
+    /// names the delivery that superseded it.
+    Superseded,
 }
 
 impl State {
@@ -56,6 +60,7 @@ impl State {
             State::Done => "done",
             State::Failed => "failed",
             State::Dead => "dead",
+            State::Superseded => "superseded",
         }
     }
 
@@ -67,6 +72,7 @@ impl State {
             State::Done,
             State::Failed,
             State::Dead,
+            State::Superseded,
         ]
         .into_iter()
         .find(|state| state.as_str() == name)
@@ -90,13 +96,25 @@ pub struct Incoming<'a> {
     /// The contact the event is about, if one can be read (what
     /// [`Inbox::erase_contact`] finds it by).
     pub contact_id: Option<&'a str>,
+    /// The entity whose state the event sets, for a state event
+    /// ([`EventEnvelope::entity`](crate::EventEnvelope::entity)): `None` for a
+    /// fact.
+    pub entity: Option<&'a str>,
 }
 
-impl Incoming<'_> {
+impl<'a> Incoming<'a> {
     /// When Svix created the message, read from its id
     /// ([`Context::created_at`](crate::Context::created_at)).
     pub fn created_at(&self) -> Option<OffsetDateTime> {
         crate::ksuid::created_at(self.message_id)
+    }
+
+    /// The lane the delivery is ordered in: its contact and entity, when it is
+    /// a state whose contact and creation time are known. `None` for the rest,
+    /// which are handled as they come. The inboxes store the entity only then.
+    pub fn lane(&self) -> Option<(&'a str, &'a str)> {
+        self.created_at()?;
+        self.contact_id.zip(self.entity)
     }
 }
 
@@ -124,6 +142,9 @@ pub struct Record {
     /// The contact the event is about, if one could be read when it was
     /// stored.
     pub contact_id: Option<String>,
+    /// The entity whose state the event sets, if it is a state ordered in its
+    /// contact's lane ([`Incoming::lane`]).
+    pub entity: Option<String>,
 }
 
 impl Record {
@@ -149,6 +170,8 @@ pub struct Counts {
     pub failed: u64,
     /// Out of attempts.
     pub dead: u64,
+    /// Superseded by a newer state of their entity.
+    pub superseded: u64,
     /// How long the delivery that has been due longest has waited since it
     /// came due (stored, its retry time, or its lease's end): `None` if nothing
     /// is due. A figure that grows means no worker is keeping up.
@@ -175,6 +198,9 @@ pub struct Processed {
     /// over by another worker, or lapsed unrenewed): nothing was recorded, and
     /// the new holder's attempt counts.
     pub lost: usize,
+    /// Deliveries not handled because a newer state of their entity had been
+    /// applied ([`State::Superseded`]).
+    pub superseded: usize,
 }
 
 /// A durable store of deliveries. Every method is one atomic step, so several
@@ -191,10 +217,20 @@ pub trait Inbox: Send + Sync {
     /// was stored now. Returns only once the delivery is durable.
     fn store(&self, delivery: &Incoming<'_>) -> impl Future<Output = Result<bool, Self::Error>> + Send;
 
-    /// Claims up to `limit` due deliveries for `lease`, oldest first: pending
-    /// and failed ones whose time has come, and processing ones whose lease
-    /// lapsed. Each claim counts an attempt; the returned records carry it,
-    /// and their `due_at` is the lease's end.
+    /// Claims up to `limit` due deliveries for `lease`, oldest first (by when
+    /// Svix created them, or when they were received where the id does not
+    /// say): pending and failed ones whose time has come, and processing ones
+    /// whose lease lapsed. Each claim counts an attempt; the returned records
+    /// carry it, and their `due_at` is the lease's end.
+    ///
+    /// States are claimed in lanes ([`Incoming::lane`]): at most one delivery
+    /// of a contact's states is processing at a time, across every worker on
+    /// the inbox, and the oldest is claimed first. A state older than a done
+    /// one of its entity (or than its contact's done `contact.deleted`) is not
+    /// claimed but made [`State::Superseded`], with its superseder's id after
+    /// [`SUPERSEDED_BY`] as its error, and returned too, with that state and
+    /// its attempts unchanged, for the caller to count. A failed or dead older
+    /// state never holds a newer one back.
     ///
     /// A processing delivery whose lease lapsed after its `max_attempts`-th
     /// claim (each of those attempts ended without an outcome: its process
@@ -284,7 +320,18 @@ pub trait Inbox: Send + Sync {
     /// and the oldest dead one.
     fn counts(&self) -> impl Future<Output = Result<Counts, Self::Error>> + Send;
 
-    /// Deletes done deliveries received before `before`: how many.
+    /// Empties the bodies of done and superseded deliveries received before
+    /// `before`, keeping the rest of their rows (so a late retry is still a
+    /// duplicate, and a done state still supersedes older ones): how many.
+    /// Such a delivery can no longer be replayed. See
+    /// [`Retention`](crate::Retention).
+    fn drop_bodies(&self, before: OffsetDateTime) -> impl Future<Output = Result<u64, Self::Error>> + Send;
+
+    /// Deletes done and superseded deliveries received before `before`,
+    /// except the newest done state of each entity (which supersedes any
+    /// older one that comes late): how many. A retry of a deleted one is
+    /// stored and handled again, so keep them for longer than Svix retries
+    /// ([`SVIX_RETRY_WINDOW`](crate::SVIX_RETRY_WINDOW)).
     fn purge_done(&self, before: OffsetDateTime) -> impl Future<Output = Result<u64, Self::Error>> + Send;
 
     /// What workers on this inbox wait on between polls (feature `worker`):
@@ -303,6 +350,24 @@ pub const NO_OUTCOME: &str = "every attempt ended without an outcome (its proces
 
 /// The error of a delivery whose body [`Inbox::erase_contact`] erased.
 pub const ERASED: &str = "erased: the body was removed with its contact's data";
+
+/// What claims are ordered by: when Svix created the message (or when it was
+/// received, where its id does not say), then its id.
+pub(crate) fn claim_order(record: &Record) -> (OffsetDateTime, &str) {
+    (
+        record.created_at().unwrap_or(record.received_at),
+        record.message_id.as_str(),
+    )
+}
+
+/// The error a superseded delivery is recorded with.
+pub(crate) fn superseded_by(message_id: &str) -> String {
+    format!("{SUPERSEDED_BY}{message_id}")
+}
+
+/// What the error of a [`State::Superseded`] delivery starts with, before the
+/// id of the delivery that superseded it.
+pub const SUPERSEDED_BY: &str = "superseded by a newer state of its entity: ";
 
 /// How long ago `at` was at `now`, if it had passed.
 pub(crate) fn age(at: OffsetDateTime, now: OffsetDateTime) -> Option<Duration> {

@@ -80,17 +80,26 @@ pub(crate) fn schema(dialect: Dialect, tables: &Tables) -> String {
 
 /// Columns added since the first schema: `migrate` adds them to a table made
 /// before, where `CREATE TABLE IF NOT EXISTS` leaves it as it was.
-const ADDED_COLUMNS: [(&str, &str); 2] = [("created_at", "BIGINT"), ("contact_id", "TEXT")];
+const ADDED_COLUMNS: [(&str, &str); 3] = [
+    ("created_at", "BIGINT"),
+    ("contact_id", "TEXT"),
+    ("entity", "TEXT"),
+];
 
 /// The indexes, made once the columns they cover exist.
 fn create_indexes(Tables { deliveries: d, .. }: &Tables) -> String {
     format!(
-        "-- Only what a claim may take, in the order it takes it: a claim reads the rows
--- it claims and no more, and done rows leave the index.
-CREATE INDEX IF NOT EXISTS {d}_claimable ON {d} (due_at) WHERE state IN ('pending', 'failed', 'processing');
+        "-- Only what a claim may take, in the order it takes it (oldest created first):
+-- a claim reads the rows it claims and no more, and finished rows leave the index.
+CREATE INDEX IF NOT EXISTS {d}_claim_order ON {d} ({CLAIM_ORDER}) WHERE state IN ('pending', 'failed', 'processing');
+DROP INDEX IF EXISTS {d}_claimable;
 DROP INDEX IF EXISTS {d}_due;
 -- What `erase_contact` looks for.
 CREATE INDEX IF NOT EXISTS {d}_contact ON {d} (contact_id) WHERE contact_id IS NOT NULL;
+-- A contact's states, in the order Svix created them: what supersedes what.
+CREATE INDEX IF NOT EXISTS {d}_lane ON {d} (contact_id, entity, created_at, message_id) WHERE entity IS NOT NULL;
+-- At most one of a contact's states in hand at a time, whoever claims it.
+CREATE UNIQUE INDEX IF NOT EXISTS {d}_lane_held ON {d} (contact_id) WHERE entity IS NOT NULL AND state = 'processing';
 "
     )
 }
@@ -122,7 +131,8 @@ fn create_tables(
     last_error  TEXT,
     due_at      BIGINT NOT NULL,   -- Unix milliseconds: next attempt, or lease end
     created_at  BIGINT,            -- Unix milliseconds: when Svix created it, from its id
-    contact_id  TEXT               -- the contact it is about, if one can be read
+    contact_id  TEXT,              -- the contact it is about, if one can be read
+    entity      TEXT               -- what it is the state of, for a state in its contact's lane
 );
 CREATE TABLE IF NOT EXISTS {c} (
     message_id  TEXT PRIMARY KEY,
@@ -143,6 +153,7 @@ pub(crate) struct Statements {
     /// `ALTER TABLE … ADD COLUMN` for each of [`ADDED_COLUMNS`].
     pub(crate) add_columns: Vec<(&'static str, String)>,
     pub(crate) erase_contact: String,
+    pub(crate) drop_bodies: String,
     /// Taken first in `migrate`'s transaction, where the database needs it.
     pub(crate) migration_lock: Option<String>,
     pub(crate) store: String,
@@ -163,8 +174,14 @@ pub(crate) struct Statements {
     pub(crate) release: String,
 }
 
-const COLUMNS: &str =
-    "message_id, timestamp, received_at, body, state, attempts, last_error, due_at, created_at, contact_id";
+const COLUMNS: &str = "message_id, timestamp, received_at, body, state, attempts, last_error, due_at, created_at, contact_id, entity";
+
+/// What claims are ordered by: when Svix created the message, or when it was
+/// received where its id does not say.
+const CLAIM_ORDER: &str = "COALESCE(created_at, received_at), message_id";
+
+/// The entity whose done state supersedes every older state of its contact.
+const DELETION: &str = crate::order::DELETION;
 
 impl Statements {
     pub(crate) fn new(dialect: Dialect, tables: &Tables) -> Self {
@@ -181,8 +198,6 @@ impl Statements {
             #[cfg(feature = "postgres")]
             Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
         };
-        // A processing delivery whose lease lapsed after its last allowed claim.
-        let exhausted = format!("state = 'processing' AND attempts >= {}", a(3));
         Statements {
             create_tables: create_tables(dialect, tables),
             create_indexes: create_indexes(tables),
@@ -214,37 +229,67 @@ impl Statements {
             // and the error says why the delivery can no longer be replayed.
             erase_contact: format!(
                 "UPDATE {d} SET body = {}, last_error = {} \
-                 WHERE contact_id = {} AND state IN ('done', 'dead') AND length(body) > 0",
+                 WHERE contact_id = {} AND state IN ('done', 'dead', 'superseded') AND length(body) > 0",
                 a(1),
                 a(2),
                 a(3)
             ),
+            drop_bodies: format!(
+                "UPDATE {d} SET body = {} WHERE state IN ('done', 'superseded') AND received_at < {} \
+                 AND length(body) > 0",
+                a(1),
+                a(2)
+            ),
             // A row when the delivery was stored (or, below, replayed).
             store: format!(
                 "INSERT INTO {d} (message_id, timestamp, received_at, body, state, attempts, last_error, due_at, \
-                 created_at, contact_id) \
-                 VALUES ({}, 0, {}, {}, {}, {}) ON CONFLICT (message_id) DO NOTHING RETURNING 1",
+                 created_at, contact_id, entity) \
+                 VALUES ({}, 0, {}, {}, {}, {}, {}) ON CONFLICT (message_id) DO NOTHING RETURNING 1",
                 args(5),
                 a(6),
                 a(7),
                 a(8),
-                a(9)
+                a(9),
+                a(10)
             ),
-            // One statement claims the due and makes the exhausted dead, so no
-            // claim slips between the two; the caller drops the dead ones.
+            // One statement claims the due, makes the exhausted dead and the
+            // outdated superseded, so that nothing slips between the three.
+            // `due`: the oldest claimable rows, but none of a lane another row
+            // holds; `fates`: what becomes of each; `turn`: only the oldest of
+            // a lane is claimed. Should two PostgreSQL sessions still claim in
+            // one lane at once, the `{d}_lane_held` index refuses the second.
             claim_due: format!(
-                "UPDATE {d} SET \
-                 state = CASE WHEN {exhausted} THEN 'dead' ELSE 'processing' END, \
-                 last_error = CASE WHEN {exhausted} THEN {} ELSE last_error END, \
-                 attempts = CASE WHEN {exhausted} THEN attempts ELSE attempts + 1 END, \
-                 due_at = CASE WHEN {exhausted} THEN due_at ELSE {} END \
-                 WHERE message_id IN \
-                 (SELECT message_id FROM {d} WHERE state IN ('pending', 'failed', 'processing') AND due_at <= {} \
-                 ORDER BY due_at LIMIT {}{skip_locked}) RETURNING {COLUMNS}",
-                a(4),
-                a(1),
-                a(2),
-                a(5)
+                "WITH due AS (SELECT message_id FROM {d} AS c \
+                 WHERE state IN ('pending', 'failed', 'processing') AND due_at <= {now} \
+                 AND (entity IS NULL OR NOT EXISTS (SELECT 1 FROM {d} AS h WHERE h.contact_id = c.contact_id \
+                 AND h.entity IS NOT NULL AND h.state = 'processing' AND h.message_id <> c.message_id)) \
+                 ORDER BY {CLAIM_ORDER} LIMIT {limit}{skip_locked}), \
+                 fates AS (SELECT c.message_id AS pid, c.contact_id AS lane, c.entity AS entity, \
+                 {order_c} AS o1, c.message_id AS o2, \
+                 CASE WHEN c.state = 'processing' AND c.attempts >= {max} THEN 1 ELSE 0 END AS exhausted, \
+                 CASE WHEN c.entity IS NOT NULL THEN (SELECT n.message_id FROM {d} AS n \
+                 WHERE n.contact_id = c.contact_id AND n.entity IN (c.entity, '{DELETION}') AND n.state = 'done' \
+                 AND (n.created_at, n.message_id) > (c.created_at, c.message_id) \
+                 ORDER BY n.created_at DESC, n.message_id DESC LIMIT 1) END AS superseder \
+                 FROM {d} AS c WHERE c.message_id IN (SELECT message_id FROM due)), \
+                 picked AS (SELECT pid, exhausted, superseder, ROW_NUMBER() OVER (PARTITION BY \
+                 CASE WHEN entity IS NULL OR exhausted = 1 OR superseder IS NOT NULL THEN pid ELSE lane END \
+                 ORDER BY o1, o2) AS turn FROM fates) \
+                 UPDATE {d} SET \
+                 state = CASE WHEN exhausted = 1 THEN 'dead' WHEN superseder IS NOT NULL THEN 'superseded' \
+                 ELSE 'processing' END, \
+                 last_error = CASE WHEN exhausted = 1 THEN {no_outcome} \
+                 WHEN superseder IS NOT NULL THEN {superseded_by} || superseder ELSE last_error END, \
+                 attempts = CASE WHEN exhausted = 1 OR superseder IS NOT NULL THEN attempts ELSE attempts + 1 END, \
+                 due_at = CASE WHEN exhausted = 1 OR superseder IS NOT NULL THEN due_at ELSE {lease_end} END \
+                 FROM picked WHERE {d}.message_id = picked.pid AND picked.turn = 1 RETURNING {COLUMNS}",
+                lease_end = a(1),
+                now = a(2),
+                max = a(3),
+                no_outcome = a(4),
+                limit = a(5),
+                superseded_by = a(6),
+                order_c = "COALESCE(c.created_at, c.received_at)",
             ),
             renew: format!(
                 "UPDATE {d} SET due_at = {} WHERE message_id = {} AND state = 'processing' AND attempts = {}",
@@ -296,7 +341,8 @@ impl Statements {
             ),
             replay: format!(
                 "UPDATE {d} SET state = 'pending', due_at = {} \
-                 WHERE message_id = {} AND state IN ('failed', 'dead', 'done') AND length(body) > 0 RETURNING 1",
+                 WHERE message_id = {} AND state IN ('failed', 'dead', 'done', 'superseded') AND length(body) > 0 \
+                 RETURNING 1",
                 a(1),
                 a(2)
             ),
@@ -304,7 +350,15 @@ impl Statements {
                 "SELECT state, COUNT(*) AS n, MIN(due_at) AS due, MIN(received_at) AS received \
                  FROM {d} GROUP BY state"
             ),
-            purge_deliveries: format!("DELETE FROM {d} WHERE state = 'done' AND received_at < {}", a(1)),
+            // The newest done state of an entity stays, to supersede a late
+            // older one.
+            purge_deliveries: format!(
+                "DELETE FROM {d} WHERE state IN ('done', 'superseded') AND received_at < {} \
+                 AND (entity IS NULL OR state = 'superseded' OR EXISTS (SELECT 1 FROM {d} AS n \
+                 WHERE n.contact_id = {d}.contact_id AND n.entity IN ({d}.entity, '{DELETION}') \
+                 AND n.state = 'done' AND (n.created_at, n.message_id) > ({d}.created_at, {d}.message_id)))",
+                a(1)
+            ),
             purge_claims: format!("DELETE FROM {c} WHERE done AND lease_until < {}", a(1)),
             claim: format!(
                 "INSERT INTO {c} (message_id, done, lease_until) VALUES ({}, FALSE, {}) \
@@ -404,6 +458,7 @@ macro_rules! sql_inbox {
                 last_error: row.try_get("last_error")?,
                 due_at: $crate::inbox::sql::from_millis(row.try_get("due_at")?),
                 contact_id: row.try_get("contact_id")?,
+                entity: row.try_get("entity")?,
             })
         }
 
@@ -426,6 +481,7 @@ macro_rules! sql_inbox {
                     .bind(millis(delivery.received_at))
                     .bind(delivery.created_at().map(millis))
                     .bind(delivery.contact_id)
+                    .bind(delivery.lane().map(|(_, entity)| entity))
                     .fetch_optional(&self.pool)
                     .await?
                     .is_some();
@@ -442,25 +498,38 @@ macro_rules! sql_inbox {
                 max_attempts: u32,
                 now: time::OffsetDateTime,
             ) -> Result<Vec<$crate::inbox::Record>, sqlx::Error> {
+                use $crate::inbox::State;
                 use $crate::inbox::sql::{limit, millis};
-                let rows = sqlx::query(&self.sql.claim_due)
-                    .bind(millis($crate::inbox::later(now, lease)))
-                    .bind(millis(now))
-                    .bind(i64::from(max_attempts))
-                    .bind($crate::inbox::NO_OUTCOME)
-                    .bind(limit(n))
-                    .fetch_all(&self.pool)
-                    .await?;
+                let mut conflicts = 0u8;
+                let rows = loop {
+                    let rows = sqlx::query(&self.sql.claim_due)
+                        .bind(millis($crate::inbox::later(now, lease)))
+                        .bind(millis(now))
+                        .bind(i64::from(max_attempts))
+                        .bind($crate::inbox::NO_OUTCOME)
+                        .bind(limit(n))
+                        .bind($crate::inbox::SUPERSEDED_BY)
+                        .fetch_all(&self.pool)
+                        .await;
+                    match rows {
+                        // Another session claimed in the same lane meanwhile:
+                        // the next statement sees its claim.
+                        Err(sqlx::Error::Database(error)) if error.is_unique_violation() && conflicts < 3 => {
+                            conflicts = conflicts.saturating_add(1);
+                        }
+                        rows => break rows?,
+                    }
+                };
                 let mut claimed = Vec::with_capacity(rows.len());
                 for row in &rows {
                     let record = record(row)?;
                     // Made dead in the same statement, not claimed.
-                    if record.state == $crate::inbox::State::Processing {
+                    if matches!(record.state, State::Processing | State::Superseded) {
                         claimed.push(record);
                     }
                 }
                 // Returned rows come in no order: oldest first within the batch.
-                claimed.sort_by(|a, b| (a.received_at, &a.message_id).cmp(&(b.received_at, &b.message_id)));
+                claimed.sort_by(|a, b| $crate::inbox::claim_order(a).cmp(&$crate::inbox::claim_order(b)));
                 Ok(claimed)
             }
 
@@ -573,6 +642,15 @@ macro_rules! sql_inbox {
                 Ok(erased.rows_affected())
             }
 
+            async fn drop_bodies(&self, before: time::OffsetDateTime) -> Result<u64, sqlx::Error> {
+                let dropped = sqlx::query(&self.sql.drop_bodies)
+                    .bind(&b""[..])
+                    .bind($crate::inbox::sql::millis(before))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(dropped.rows_affected())
+            }
+
             async fn counts(&self) -> Result<$crate::inbox::Counts, sqlx::Error> {
                 use sqlx::Row as _;
                 use $crate::inbox::sql::from_millis;
@@ -590,6 +668,7 @@ macro_rules! sql_inbox {
                         Some(State::Done) => counts.done = n,
                         Some(State::Failed) => counts.failed = n,
                         Some(State::Dead) => counts.dead = n,
+                        Some(State::Superseded) => counts.superseded = n,
                         None => {}
                     }
                     match state {
