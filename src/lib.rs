@@ -179,6 +179,8 @@ mod wake;
 
 #[cfg(feature = "verify")]
 mod inbox;
+#[cfg(feature = "verify")]
+mod retention;
 
 #[cfg(feature = "verify")]
 mod verify;
@@ -213,7 +215,9 @@ pub use idempotency::{
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use inbox::Tables;
 #[cfg(feature = "verify")]
-pub use inbox::{Counts, ERASED, Inbox, Incoming, MemoryInbox, NO_OUTCOME, Processed, Record, State};
+pub use inbox::{
+    Counts, ERASED, Inbox, Incoming, MemoryInbox, NO_OUTCOME, Processed, Record, SUPERSEDED_BY, State,
+};
 #[cfg(feature = "postgres")]
 pub use inbox::{PostgresInbox, postgres_schema};
 #[cfg(feature = "sqlite")]
@@ -227,10 +231,14 @@ pub use raw::{Extra, RawPayload};
 #[cfg(feature = "verify")]
 pub use receive::{Delivery, Handled, ReceiveError};
 #[cfg(feature = "verify")]
+pub use retention::{
+    DEFAULT_BODY_RETENTION, DEFAULT_ID_RETENTION, DEFAULT_RETENTION_INTERVAL, Pruned, Retention,
+    SVIX_RETRY_WINDOW,
+};
+#[cfg(feature = "verify")]
 pub use verify::{DEFAULT_TOLERANCE, SecretError, VerifiedHeaders, VerifyError, Webhook};
 #[cfg(feature = "worker")]
 pub use wake::{Doorbell, Wakeups};
-#[cfg(feature = "worker")]
 #[cfg(feature = "worker")]
 pub use worker::{
     DEFAULT_CONCURRENCY, DEFAULT_GRACE_PERIOD, DEFAULT_HANDLER_TIMEOUT, DEFAULT_POLL_INTERVAL, Stopped,

@@ -183,6 +183,12 @@ mod imp {
         tracing::warn!(what, error, "voyado_webhooks inbox failed");
     }
 
+    /// A worker applied its retention.
+    #[cfg(feature = "worker")]
+    pub(crate) fn pruned(bodies: u64, deliveries: u64) {
+        tracing::debug!(bodies, deliveries, "voyado_webhooks retention applied");
+    }
+
     /// A worker's task ended in a panic outside the handler (in the inbox).
     #[cfg(feature = "worker")]
     pub(crate) fn task_panicked(message: &str) {
@@ -304,6 +310,9 @@ mod imp {
 
     #[cfg(feature = "worker")]
     pub(crate) fn inbox_failed(_: &'static str, _: &dyn std::fmt::Display) {}
+
+    #[cfg(feature = "worker")]
+    pub(crate) fn pruned(_: u64, _: u64) {}
 
     #[cfg(feature = "worker")]
     pub(crate) fn task_panicked(_: &str) {}

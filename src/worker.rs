@@ -26,6 +26,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::handler::AsyncEventHandler;
 use crate::inbox::{Inbox, Processed, Record, State, age, later};
 use crate::process::{Concluded, panic_message};
+use crate::retention::Retention;
 use crate::trace::{self, Span};
 use crate::verify::Webhook;
 
@@ -104,6 +105,7 @@ pub struct Worker<I: ?Sized, H: ?Sized> {
     poll_interval: Duration,
     handler_timeout: Duration,
     grace_period: Duration,
+    retention: Option<Retention>,
 }
 
 /// What a worker did before [`Worker::run_until`] returned.
@@ -154,6 +156,7 @@ where
             poll_interval: DEFAULT_POLL_INTERVAL,
             handler_timeout: DEFAULT_HANDLER_TIMEOUT,
             grace_period: DEFAULT_GRACE_PERIOD,
+            retention: None,
         }
     }
 
@@ -195,6 +198,16 @@ where
         self
     }
 
+    /// Applies `retention` to the inbox when the worker starts and every
+    /// [`Retention::interval`] while it runs, beside the deliveries (by
+    /// default the worker keeps everything: call
+    /// [`Retention::apply`] yourself, or give one worker per inbox a
+    /// retention; several do no harm).
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = Some(retention);
+        self
+    }
+
     /// Processes deliveries until `shutdown` completes, then lets the ones in
     /// flight finish (up to the grace period) and returns what it did.
     ///
@@ -208,6 +221,11 @@ where
         let mut wakeups = self.inbox.doorbell().map(crate::wake::Doorbell::subscribe);
         trace::worker_started(max_in_flight, self.poll_interval, wakeups.is_some());
         let mut shutdown = std::pin::pin!(shutdown);
+        // Aborted when dropped, as this returns.
+        let mut background = JoinSet::new();
+        if let Some(retention) = self.retention {
+            background.spawn(prune(self.inbox.clone(), retention));
+        }
         let mut tasks = JoinSet::new();
         let mut done = Completions::default();
         let mut stopped = Stopped::default();
@@ -549,6 +567,19 @@ async fn renewal<E>(renewing: Option<&mut Renewal<'_, E>>) -> Result<bool, E> {
 }
 
 /// `wait` from now, or far ahead if that is past what the clock can hold.
+/// Applies `retention` to `inbox` now and every interval after, until aborted.
+async fn prune<I: Inbox + ?Sized>(inbox: Arc<I>, retention: Retention) {
+    let mut every = tokio::time::interval(retention.interval());
+    every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match retention.apply(&*inbox, OffsetDateTime::now_utc()).await {
+            Ok(pruned) => trace::pruned(pruned.bodies, pruned.deliveries),
+            Err(error) => trace::inbox_failed("retention", &error),
+        }
+    }
+}
+
 fn after(wait: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(wait)
@@ -578,6 +609,7 @@ impl<I: ?Sized, H: ?Sized> std::fmt::Debug for Worker<I, H> {
             .field("poll_interval", &self.poll_interval)
             .field("handler_timeout", &self.handler_timeout)
             .field("grace_period", &self.grace_period)
+            .field("retention", &self.retention)
             .finish_non_exhaustive()
     }
 }
@@ -594,6 +626,7 @@ impl<I: ?Sized, H: ?Sized> Clone for Worker<I, H> {
             poll_interval: self.poll_interval,
             handler_timeout: self.handler_timeout,
             grace_period: self.grace_period,
+            retention: self.retention,
         }
     }
 }
