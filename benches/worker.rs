@@ -9,10 +9,15 @@
 //! - *throughput*: deliveries applied per second on PostgreSQL with `fsync` on,
 //!   by a handler that does one `INSERT` on the same server: one `Worker` at
 //!   concurrency 1 and 8, against the sequential loop (batches of 100).
+//! - *lanes*: the same at concurrency 8 for `point.balance.updated` states (250
+//!   contacts, 4 updates each): with Svix message ids, which say when each was
+//!   created, so that each contact's are claimed one at a time in creation
+//!   order, against the same deliveries under ids that say nothing (no lanes).
 //!
 //! ```text
 //! cargo bench --bench worker --features sqlite,postgres,worker,test-util
-//! cargo bench --bench worker --features sqlite,postgres,worker,test-util -- throughput   # that part alone
+//! cargo bench --bench worker --features sqlite,postgres,worker,test-util -- throughput   # no wake-ups
+//! cargo bench --bench worker --features sqlite,postgres,worker,test-util -- lanes        # lanes alone
 //! ```
 
 #![allow(
@@ -25,6 +30,8 @@
     reason = "a benchmark"
 )]
 
+#[path = "../tests/common/ksuid.rs"]
+mod ksuid;
 #[path = "../tests/common/postgres.rs"]
 #[allow(dead_code, reason = "the benchmark never stops it mid-run")]
 mod postgres;
@@ -35,8 +42,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use voyado_webhooks::{
-    AsyncEventHandler, Context, Envelope, Inbox, LoyaltyAddPoints, PostgresInbox, Processed, SqliteInbox,
-    Tables, Webhook, Worker,
+    AsyncEventHandler, Context, Envelope, Inbox, LoyaltyAddPoints, PointBalanceUpdated, PostgresInbox,
+    Processed, SqliteInbox, Tables, Webhook, Worker,
 };
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -46,6 +53,44 @@ const RATE: u32 = 50;
 const LIGHT: usize = 250;
 /// Deliveries stored before each throughput run.
 const HEAVY: usize = 1_000;
+/// Contacts the lanes runs' balance updates are spread over.
+const CONTACTS: usize = 250;
+
+/// What a throughput run stores.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Load {
+    /// `HEAVY` copies of the `loyalty.addPoints` fixture (a fact).
+    Facts,
+    /// `HEAVY` balance updates over `CONTACTS` contacts, with Svix message ids
+    /// in creation order (`true`: lanes) or ids that say nothing (`false`).
+    States(bool),
+}
+
+impl Load {
+    /// The `i`th delivery's message id and body.
+    fn delivery(self, i: usize) -> (String, Vec<u8>) {
+        match self {
+            Load::Facts => (format!("msg_{i}"), BODY.to_vec()),
+            Load::States(lanes) => {
+                let (contact, version) = (i % CONTACTS, i / CONTACTS);
+                let id = match lanes {
+                    true => {
+                        let created = time::OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap()
+                            + time::Duration::milliseconds(4 * i as i64);
+                        ksuid::svix_id(created, 0)
+                    }
+                    // As long as a Svix id, but with `_`, which base62 has not.
+                    false => format!("msg_{i:_>27}"),
+                };
+                let body = format!(
+                    r#"{{"eventType": "point.balance.updated", "id": "b-{i}",
+                        "payload": {{"balance": {version}, "contactId": "c-{contact}", "accountId": 4711}}}}"#
+                );
+                (id, body.into_bytes())
+            }
+        }
+    }
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -80,6 +125,20 @@ impl AsyncEventHandler for Probe {
         ctx: &Context,
         _: &Envelope<LoyaltyAddPoints>,
     ) -> Result<(), Self::Error> {
+        self.apply(ctx).await
+    }
+
+    async fn point_balance_updated(
+        &self,
+        ctx: &Context,
+        _: &Envelope<PointBalanceUpdated>,
+    ) -> Result<(), Self::Error> {
+        self.apply(ctx).await
+    }
+}
+
+impl Probe {
+    async fn apply(&self, ctx: &Context) -> Result<(), sqlx::Error> {
         let now = Instant::now();
         self.started
             .lock()
@@ -94,9 +153,13 @@ impl AsyncEventHandler for Probe {
 }
 
 async fn accept<I: Inbox>(webhook: &Webhook, inbox: &I, id: &str) {
+    accept_body(webhook, inbox, id, BODY).await;
+}
+
+async fn accept_body<I: Inbox>(webhook: &Webhook, inbox: &I, id: &str, body: &[u8]) {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let accepted = webhook
-        .accept(&webhook.signed_headers(id, now, BODY), BODY, inbox)
+        .accept(&webhook.signed_headers(id, now, body), body, inbox)
         .await;
     assert_eq!(accepted.unwrap().status_code(), 200);
 }
@@ -174,9 +237,9 @@ async fn wake_up<I: Inbox + 'static>(
     [delays[delays.len() / 2], delays[delays.len() * 99 / 100]]
 }
 
-/// Deliveries applied per second by `mode`, `HEAVY` of them stored first in
+/// Deliveries applied per second by `mode`, `HEAVY` of `load` stored first in
 /// tables of their own.
-async fn throughput(mode: Mode, url: &str, run: &str) -> f64 {
+async fn throughput(mode: Mode, load: Load, url: &str, run: &str) -> f64 {
     let tables = Tables::new(&format!("d_{run}"), &format!("c_{run}")).unwrap();
     let inbox = Arc::new(PostgresInbox::connect_with(url, tables).await.unwrap());
     let effects = format!("e_{run}");
@@ -186,7 +249,8 @@ async fn throughput(mode: Mode, url: &str, run: &str) -> f64 {
         .unwrap();
     let webhook = Arc::new(Webhook::new(SECRET).unwrap());
     for i in 0..HEAVY {
-        accept(&webhook, &*inbox, &format!("msg_{i}")).await;
+        let (id, body) = load.delivery(i);
+        accept_body(&webhook, &*inbox, &id, &body).await;
     }
     let probe = Arc::new(Probe {
         effects: Some((
@@ -235,8 +299,9 @@ async fn main() {
     let url = cluster.url();
     let pg = || PostgresInbox::connect(&url);
     let (accepting, working) = (Arc::new(pg().await.unwrap()), Arc::new(pg().await.unwrap()));
-    // `-- throughput` skips the wake-up runs.
-    let wake_ups = !std::env::args().any(|a| a == "throughput");
+    // `-- throughput` skips the wake-up runs, `-- lanes` all but the lanes.
+    let only = |part: &str| std::env::args().any(|a| a == part);
+    let wake_ups = !only("throughput") && !only("lanes");
     for (name, mode) in [("loop", Mode::Loop), ("worker", Mode::Worker(8))]
         .into_iter()
         .filter(|_| wake_ups)
@@ -263,31 +328,58 @@ async fn main() {
         );
     }
 
-    // Each mode twice, alternating, keeping its best run.
-    let modes = [Mode::Loop, Mode::Worker(1), Mode::Worker(8)];
-    let mut best = [0.0_f64; 3];
-    for round in 0..2 {
+    if !only("lanes") {
+        // Each mode twice, alternating, keeping its best run.
+        let modes = [Mode::Loop, Mode::Worker(1), Mode::Worker(8)];
+        let mut best = [0.0_f64; 3];
+        for round in 0..2 {
+            for (i, mode) in modes.into_iter().enumerate() {
+                let rate = throughput(mode, Load::Facts, &cluster.url(), &format!("r{round}m{i}")).await;
+                best[i] = best[i].max(rate);
+            }
+        }
         for (i, mode) in modes.into_iter().enumerate() {
-            let rate = throughput(mode, &cluster.url(), &format!("r{round}m{i}")).await;
+            row(
+                &format!("PostgreSQL (fsync on), applied / s, {}", mode.name()),
+                format!("{:.0}", best[i]),
+                "(reported)",
+            );
+        }
+        row(
+            "PostgreSQL: worker at 1 / loop",
+            format!("{:.2}", best[1] / best[0]),
+            "(reported)",
+        );
+        row(
+            "PostgreSQL: worker at 8 / loop",
+            format!("{:.2}", best[2] / best[0]),
+            "≥ 3",
+        );
+    }
+
+    // Lanes against none, alternating, three times each, keeping each one's best.
+    let mut best = [0.0_f64; 2];
+    for round in 0..3 {
+        for (i, lanes) in [false, true].into_iter().enumerate() {
+            let run = format!("l{round}m{i}");
+            let rate = throughput(Mode::Worker(8), Load::States(lanes), &cluster.url(), &run).await;
             best[i] = best[i].max(rate);
         }
     }
-    for (i, mode) in modes.into_iter().enumerate() {
+    for (i, name) in ["no lanes (ids say nothing)", "lanes (Svix ids)"]
+        .into_iter()
+        .enumerate()
+    {
         row(
-            &format!("PostgreSQL (fsync on), applied / s, {}", mode.name()),
+            &format!("PostgreSQL (fsync on), balances applied / s, worker at 8, {name}"),
             format!("{:.0}", best[i]),
             "(reported)",
         );
     }
     row(
-        "PostgreSQL: worker at 1 / loop",
+        "PostgreSQL: lanes / no lanes",
         format!("{:.2}", best[1] / best[0]),
-        "(reported)",
-    );
-    row(
-        "PostgreSQL: worker at 8 / loop",
-        format!("{:.2}", best[2] / best[0]),
-        "≥ 3",
+        "≥ 0.90",
     );
     drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);

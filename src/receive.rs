@@ -241,6 +241,12 @@ impl Webhook {
     /// outlived its lease: make its writes idempotent with
     /// [`Context::message_id`] for an effect that is exactly once.
     ///
+    /// Inline deliveries are handled as they arrive, in no order: a retry of
+    /// an older state can come after a newer one. Where the handler keeps
+    /// state, compare [`Context::created_at`] (then the message id, within its
+    /// 4 ms) in its own write, never [`Context::timestamp`]; or use an inbox,
+    /// which orders states by entity ([`Webhook::accept`]).
+    ///
     /// Verification and parsing happen before the future is created, so it
     /// borrows neither `headers` nor `body`.
     pub fn handle<'a, H, S>(

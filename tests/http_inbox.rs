@@ -192,7 +192,7 @@ async fn a_late_retry_of_an_older_opt_in_leaves_the_newer_opt_out() {
         .into_bytes()
     };
     let base = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
-    let at = |ms: i64, n: u8| common::svix_id(base + time::Duration::milliseconds(ms), n);
+    let at = |ms: i64, n: u8| common::ksuid::svix_id(base + time::Duration::milliseconds(ms), n);
     let (sms, opt_in, opt_out) = (at(0, 0), at(100, 1), at(145, 2));
     assert!(opt_in < opt_out, "ids sort by creation");
     assert_eq!(

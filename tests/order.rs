@@ -22,11 +22,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::deliveries::{SECRET, now};
-use common::svix_id;
+use common::ksuid::svix_id;
 use voyado_webhooks::{
-    Accepted, AsyncEventHandler, Context, Decimal, Envelope, Inbox, LoyaltyAddPoints, MemoryInbox,
-    OffsetDateTime, PointBalanceUpdated, RawPayload, Retention, RetryPolicy, SUPERSEDED_BY, State, Stopped,
-    Webhook, Worker,
+    Accepted, AsyncEventHandler, ContactPreferenceChanged, Context, Decimal, Envelope, Inbox,
+    LoyaltyAddPoints, MemoryInbox, OffsetDateTime, PointBalanceUpdated, Preference, RawPayload, Retention,
+    RetryPolicy, SUPERSEDED_BY, State, Stopped, Webhook, Worker,
 };
 
 /// Retried once at once, or after an hour with `slow_retry`.
@@ -50,6 +50,7 @@ fn webhook(slow_retry: bool) -> Arc<Webhook> {
 #[derive(Default)]
 struct Ledger {
     balances: Mutex<HashMap<String, Decimal>>,
+    consents: Mutex<HashMap<(String, Preference), Option<bool>>>,
     applied: Mutex<Vec<(String, String)>>,
     running: Mutex<HashSet<String>>,
     overlaps: AtomicUsize,
@@ -106,6 +107,21 @@ impl AsyncEventHandler for Ledger {
         Ok(())
     }
 
+    async fn contact_preference_changed(
+        &self,
+        ctx: &Context,
+        preference: Preference,
+        event: &Envelope<ContactPreferenceChanged>,
+    ) -> Result<(), Self::Error> {
+        let payload = &event.payload;
+        self.apply(ctx, &payload.contact_id, |ledger| {
+            let mut consents = ledger.consents.lock().unwrap();
+            consents.insert((payload.contact_id.clone(), preference), payload.accepts);
+        })
+        .await;
+        Ok(())
+    }
+
     async fn loyalty_add_points(
         &self,
         ctx: &Context,
@@ -130,6 +146,14 @@ fn balance_body(contact: &str, balance: i64) -> Vec<u8> {
     format!(
         r#"{{"eventType": "point.balance.updated", "id": "b-{contact}-{balance}",
             "payload": {{"balance": {balance}, "contactId": "{contact}", "accountId": 4711}}}}"#
+    )
+    .into_bytes()
+}
+
+fn preference_body(contact: &str, field: &str, accepts: bool) -> Vec<u8> {
+    format!(
+        r#"{{"eventType": "contact.{field}.changed", "id": "e",
+            "payload": {{"contactId": "{contact}", "{field}": {accepts}}}}}"#
     )
     .into_bytes()
 }
@@ -400,6 +424,53 @@ async fn late_facts_are_applied<I: Inbox + ?Sized>(name: &str, inbox: &I) {
     assert_eq!(state(inbox, &old_points).await, State::Done);
 }
 
+/// A contact opts in to email, then out; the opt-in's first attempt failed,
+/// and Svix's retry of it (signed later than the opt-out) comes after the
+/// opt-out was applied: it is superseded, and the contact stays opted out. An
+/// SMS opt-in created before the opt-out and delivered later still is another
+/// preference, and is applied.
+async fn a_late_opt_in_never_undoes_an_opt_out<I: Inbox + ?Sized>(name: &str, inbox: &I) {
+    let (webhook, ledger) = (webhook(false), Ledger::default());
+    let contact = format!("{name}-consent");
+    let created = base(6);
+    let (opt_in, sms, opt_out) = (id_at(created, 0, 0), id_at(created, 1, 0), id_at(created, 2, 0));
+    accept(
+        &webhook,
+        inbox,
+        &opt_out,
+        &preference_body(&contact, "acceptsEmail", false),
+    )
+    .await;
+    assert_eq!(process_all(&webhook, inbox, &ledger).await, (1, 0), "{name}");
+    accept(
+        &webhook,
+        inbox,
+        &opt_in,
+        &preference_body(&contact, "acceptsEmail", true),
+    )
+    .await;
+    accept(
+        &webhook,
+        inbox,
+        &sms,
+        &preference_body(&contact, "acceptsSms", true),
+    )
+    .await;
+    assert_eq!(process_all(&webhook, inbox, &ledger).await, (1, 1), "{name}");
+    let consents = ledger.consents.lock().unwrap().clone();
+    assert_eq!(
+        consents.get(&(contact.clone(), Preference::Email)),
+        Some(&Some(false)),
+        "{name}"
+    );
+    assert_eq!(
+        consents.get(&(contact.clone(), Preference::Sms)),
+        Some(&Some(true)),
+        "{name}"
+    );
+    assert_eq!(state(inbox, &opt_in).await, State::Superseded);
+}
+
 /// A balance created before the contact's deletion and delivered after it is
 /// superseded by the deletion: the deleted contact does not come back.
 async fn deletion_supersedes_older_states<I: Inbox + ?Sized>(name: &str, inbox: &I) {
@@ -487,6 +558,7 @@ async fn worker_applies_its_retention<I: Inbox + 'static>(name: &str, inbox: Arc
 
 async fn suite<I: Inbox + 'static>(name: &str, first: Arc<I>, second: Arc<I>) {
     late_facts_are_applied(name, &*first).await;
+    a_late_opt_in_never_undoes_an_opt_out(name, &*first).await;
     deletion_supersedes_older_states(name, &*first).await;
     failing_older_state_never_wedges(name, &*first).await;
     unknown_creation_applies_as_it_comes(name, &*first).await;

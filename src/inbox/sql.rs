@@ -96,8 +96,10 @@ DROP INDEX IF EXISTS {d}_claimable;
 DROP INDEX IF EXISTS {d}_due;
 -- What `erase_contact` looks for.
 CREATE INDEX IF NOT EXISTS {d}_contact ON {d} (contact_id) WHERE contact_id IS NOT NULL;
--- A contact's states, in the order Svix created them: what supersedes what.
-CREATE INDEX IF NOT EXISTS {d}_lane ON {d} (contact_id, entity, created_at, message_id) WHERE entity IS NOT NULL;
+-- A contact's done states, in the order Svix created them: what supersedes
+-- what. Only done ones, so that claiming a state writes no entry here.
+CREATE INDEX IF NOT EXISTS {d}_lane ON {d} (contact_id, entity, created_at, message_id)
+    WHERE entity IS NOT NULL AND state = 'done';
 -- At most one of a contact's states in hand at a time, whoever claims it.
 CREATE UNIQUE INDEX IF NOT EXISTS {d}_lane_held ON {d} (contact_id) WHERE entity IS NOT NULL AND state = 'processing';
 "
