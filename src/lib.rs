@@ -29,6 +29,14 @@
 //! while handlers run, and wake-ups the moment a delivery is stored;
 //! [`Webhook::process`] is one batch of the same steps, for a loop of your own.
 //!
+//! Svix delivers in no order, so the inbox orders what it keeps: states (a
+//! preference, a point balance, a consent, the contact itself) are applied one
+//! at a time per contact, oldest-created first ([`Context::created_at`], read
+//! from the message id), and one older than a state already applied for its
+//! entity is [`State::Superseded`] instead of handled; facts (points added, a
+//! voucher) are all handled. [`Retention`] drops finished bodies, then rows,
+//! by age, and [`Inbox::erase_contact`] erases a deleted contact at once.
+//!
 //! # Features
 //!
 //! - `verify` (default): [`Webhook`], the receive pipelines, the idempotency

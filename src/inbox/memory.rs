@@ -319,21 +319,24 @@ fn lane_of(record: &Record) -> Option<&str> {
     record.entity.as_ref().and(record.contact_id.as_deref())
 }
 
-/// The newest done delivery of `record`'s entity (or its contact's deletion)
-/// created after it, if there is one.
+/// What supersedes `record`: its contact's newest done deletion created after
+/// it, else the newest done delivery of its entity created after it (the SQL
+/// inboxes name the same one).
 fn superseder(deliveries: &Deliveries, record: &Record) -> Option<String> {
     let (lane, entity, created) = (lane_of(record)?, record.entity.as_deref()?, record.created_at()?);
     let key = (created, record.message_id.as_str());
-    deliveries
-        .by_id
-        .values()
-        .map(|(_, r)| r)
-        .filter(|r| r.state == State::Done && lane_of(r) == Some(lane))
-        .filter(|r| matches!(r.entity.as_deref(), Some(e) if e == entity || e == DELETION))
-        .filter_map(|r| Some((r.created_at()?, r.message_id.as_str())))
-        .filter(|newer| *newer > key)
-        .max()
-        .map(|(_, id)| id.to_owned())
+    let newest_done = |of: &str| {
+        deliveries
+            .by_id
+            .values()
+            .map(|(_, r)| r)
+            .filter(|r| r.state == State::Done && lane_of(r) == Some(lane) && r.entity.as_deref() == Some(of))
+            .filter_map(|r| Some((r.created_at()?, r.message_id.as_str())))
+            .filter(|newer| *newer > key)
+            .max()
+            .map(|(_, id)| id.to_owned())
+    };
+    newest_done(DELETION).or_else(|| newest_done(entity))
 }
 
 /// Claims for inline handling, kept beside the inbox in memory.

@@ -178,6 +178,16 @@ pub(crate) struct Statements {
 
 const COLUMNS: &str = "message_id, timestamp, received_at, body, state, attempts, last_error, due_at, created_at, contact_id, entity";
 
+/// The newest done delivery of `entity` in row `c`'s lane created after it:
+/// a scalar subquery that reads one entry of `{d}_lane`.
+fn newest_done_after(d: &str, entity: &str) -> String {
+    format!(
+        "(SELECT n.message_id FROM {d} AS n WHERE n.contact_id = c.contact_id AND n.entity = {entity} \
+         AND n.state = 'done' AND (n.created_at, n.message_id) > (c.created_at, c.message_id) \
+         ORDER BY n.created_at DESC, n.message_id DESC LIMIT 1)"
+    )
+}
+
 /// What claims are ordered by: when Svix created the message, or when it was
 /// received where its id does not say.
 const CLAIM_ORDER: &str = "COALESCE(created_at, received_at), message_id";
@@ -269,10 +279,7 @@ impl Statements {
                  fates AS (SELECT c.message_id AS pid, c.contact_id AS lane, c.entity AS entity, \
                  {order_c} AS o1, c.message_id AS o2, \
                  CASE WHEN c.state = 'processing' AND c.attempts >= {max} THEN 1 ELSE 0 END AS exhausted, \
-                 CASE WHEN c.entity IS NOT NULL THEN (SELECT n.message_id FROM {d} AS n \
-                 WHERE n.contact_id = c.contact_id AND n.entity IN (c.entity, '{DELETION}') AND n.state = 'done' \
-                 AND (n.created_at, n.message_id) > (c.created_at, c.message_id) \
-                 ORDER BY n.created_at DESC, n.message_id DESC LIMIT 1) END AS superseder \
+                 CASE WHEN c.entity IS NOT NULL THEN COALESCE({newer_deletion}, {newer_state}) END AS superseder \
                  FROM {d} AS c WHERE c.message_id IN (SELECT message_id FROM due)), \
                  picked AS (SELECT pid, exhausted, superseder, ROW_NUMBER() OVER (PARTITION BY \
                  CASE WHEN entity IS NULL OR exhausted = 1 OR superseder IS NOT NULL THEN pid ELSE lane END \
@@ -292,6 +299,10 @@ impl Statements {
                 limit = a(5),
                 superseded_by = a(6),
                 order_c = "COALESCE(c.created_at, c.received_at)",
+                // One backward index probe each (an `IN` of both entities
+                // would read all their done states and sort them).
+                newer_deletion = newest_done_after(d, &format!("'{DELETION}'")),
+                newer_state = newest_done_after(d, "c.entity"),
             ),
             renew: format!(
                 "UPDATE {d} SET due_at = {} WHERE message_id = {} AND state = 'processing' AND attempts = {}",
