@@ -209,4 +209,7 @@ macro_rules! forward_doc {
     };
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) use forward_doc;
+
 crate::events::events!(handlers);

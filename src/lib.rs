@@ -198,6 +198,8 @@ mod receive;
 
 #[cfg(feature = "verify")]
 mod process;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod transaction;
 
 #[cfg(feature = "worker")]
 mod worker;
@@ -220,8 +222,6 @@ pub use idempotency::{
     MemoryIdempotencyStore,
 };
 // Every public payload struct, so a new one needs no edit here.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub use inbox::Tables;
 #[cfg(feature = "verify")]
 pub use inbox::{
     Counts, ERASED, Inbox, Incoming, MemoryInbox, NO_OUTCOME, Processed, Record, SUPERSEDED_BY, State,
@@ -230,11 +230,13 @@ pub use inbox::{
 pub use inbox::{PostgresInbox, postgres_schema};
 #[cfg(feature = "sqlite")]
 pub use inbox::{SqliteInbox, sqlite_schema};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use inbox::{Tables, TransactionalInbox};
 pub use payload::*;
 #[cfg(feature = "verify")]
 pub use policy::RetryPolicy;
 #[cfg(feature = "verify")]
-pub use process::Accepted;
+pub use process::{Accepted, Handles};
 pub use raw::{Extra, RawPayload};
 #[cfg(feature = "verify")]
 pub use receive::{Delivery, Handled, ReceiveError};
@@ -243,6 +245,8 @@ pub use retention::{
     DEFAULT_BODY_RETENTION, DEFAULT_ID_RETENTION, DEFAULT_RETENTION_INTERVAL, Pruned, Retention,
     SVIX_RETRY_WINDOW,
 };
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use transaction::{InTransaction, TransactionalHandler};
 #[cfg(feature = "verify")]
 pub use verify::{DEFAULT_TOLERANCE, SecretError, VerifiedHeaders, VerifyError, Webhook};
 #[cfg(feature = "worker")]

@@ -11,6 +11,7 @@ use futures_util::FutureExt as _;
 use time::OffsetDateTime;
 
 use crate::context::Context;
+use crate::event::EventEnvelope;
 use crate::handler::AsyncEventHandler;
 use crate::headers::HeaderSource;
 use crate::inbox::{Inbox, Incoming, Processed, Record, State, later};
@@ -181,8 +182,7 @@ impl Webhook {
     pub async fn process<I, H>(&self, inbox: &I, handler: &H, limit: usize) -> Result<Processed, I::Error>
     where
         I: Inbox + ?Sized,
-        H: AsyncEventHandler + ?Sized,
-        H::Error: Into<Box<dyn Error + Send + Sync>>,
+        H: Handles<I> + ?Sized,
     {
         let Processing { lease, retry } = self.processing;
         let claimed = inbox
@@ -204,8 +204,14 @@ impl Webhook {
                 span.finish("skipped");
                 continue;
             }
-            let result = self.attempt(&record, handler, &span).await;
-            match self.conclude(inbox, &record, result, &span).await {
+            let concluded = match handler.run(self, inbox, &record, &span).await {
+                Attempted::Succeeded => self.conclude(inbox, &record, Ok(()), &span).await,
+                Attempted::Failed(error) => self.conclude(inbox, &record, Err(error), &span).await,
+                Attempted::Committed => Ok(Some(Concluded::Handled)),
+                Attempted::Refused => Ok(None),
+                Attempted::Inbox(error) => Err(error),
+            };
+            match concluded {
                 Ok(Some(concluded)) => {
                     processed.count(concluded);
                     span.finish(concluded.outcome());
@@ -231,16 +237,19 @@ impl Webhook {
         H: AsyncEventHandler + ?Sized,
         H::Error: Into<Box<dyn Error + Send + Sync>>,
     {
+        let (ctx, event) = self.prepare(record, span)?;
+        caught(span, event.dispatch_async(&ctx, handler)).await
+    }
+
+    /// A claimed delivery's context (counting its attempt) and event, parsed
+    /// and decrypted: the error to record if it cannot be.
+    pub(crate) fn prepare(&self, record: &Record, span: &Span) -> Result<(Context, EventEnvelope), String> {
         let ctx = Context::new(record.message_id.as_str(), record.timestamp).with_attempt(record.attempts);
         let event = span
             .in_scope(|| self.open(&record.body))
             .map_err(|error| error.to_string())?;
         span.event(&event);
-        let dispatched = AssertUnwindSafe(event.dispatch_async(&ctx, handler)).catch_unwind();
-        match span.instrument(dispatched).await {
-            Ok(handled) => handled.map_err(|error| ReceiveError::handler(error).to_string()),
-            Err(panic) => Err(format!("the handler panicked: {}", panic_message(&*panic))),
-        }
+        Ok((ctx, event))
     }
 
     /// Records how attempt `record.attempts` ended: done, or failed with when to
@@ -275,6 +284,63 @@ impl Webhook {
     }
 }
 
+/// What [`Webhook::process`] and a [`Worker`](crate::Worker) run: every
+/// [`AsyncEventHandler`] (whose success the worker records afterwards), and
+/// [`InTransaction`](crate::InTransaction) around a
+/// [`TransactionalHandler`](crate::TransactionalHandler) on a
+/// [`TransactionalInbox`](crate::TransactionalInbox) (which records it in the
+/// handler's own commit). Sealed: implemented by this crate only.
+#[allow(private_bounds, reason = "sealed: what it requires is the crate's own")]
+pub trait Handles<I: Inbox + ?Sized>: Run<I> {}
+
+impl<I: Inbox + ?Sized, H: Run<I> + ?Sized> Handles<I> for H {}
+
+/// How one claimed delivery's attempt runs: the parse, the handler and, for a
+/// transactional one, its commit.
+pub(crate) trait Run<I: Inbox + ?Sized>: Send + Sync {
+    fn run<'a>(
+        &'a self,
+        webhook: &'a Webhook,
+        inbox: &'a I,
+        record: &'a Record,
+        span: &'a Span,
+    ) -> impl Future<Output = Attempted<I::Error>> + Send + 'a;
+}
+
+impl<I, H> Run<I> for H
+where
+    I: Inbox + ?Sized,
+    H: AsyncEventHandler + ?Sized,
+    H::Error: Into<Box<dyn Error + Send + Sync>>,
+{
+    async fn run(&self, webhook: &Webhook, _: &I, record: &Record, span: &Span) -> Attempted<I::Error> {
+        match webhook.attempt(record, self, span).await {
+            Ok(()) => Attempted::Succeeded,
+            Err(error) => Attempted::Failed(error),
+        }
+    }
+}
+
+/// How an attempt ended, and what is left to record of it.
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres")),
+    expect(dead_code, reason = "the last three are a transactional handler's")
+)]
+pub(crate) enum Attempted<E> {
+    /// The handler succeeded: the delivery is to be marked done.
+    Succeeded,
+    /// The handler failed (or the delivery does not parse): the error to record.
+    Failed(String),
+    /// Marked done in the handler's own commit.
+    Committed,
+    /// The handler's commit was refused, its writes rolled back: the claim
+    /// was lost (or a newer state of its entity applied meanwhile).
+    Refused,
+    /// The inbox failed to begin or commit the handler's transaction: nothing
+    /// is known to be recorded.
+    Inbox(E),
+}
+
 /// What was recorded of an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Concluded {
@@ -306,6 +372,21 @@ impl Processed {
             Concluded::Dead => &mut self.dead,
         };
         *count = count.saturating_add(1);
+    }
+}
+
+/// Runs a handler's `dispatched` future in `span`: its error, or the panic it
+/// raised, as the text to record.
+pub(crate) async fn caught<E>(
+    span: &Span,
+    dispatched: impl Future<Output = Result<(), E>>,
+) -> Result<(), String>
+where
+    E: Into<Box<dyn Error + Send + Sync>>,
+{
+    match span.instrument(AssertUnwindSafe(dispatched).catch_unwind()).await {
+        Ok(handled) => handled.map_err(|error| ReceiveError::handler(error).to_string()),
+        Err(panic) => Err(format!("the handler panicked: {}", panic_message(&*panic))),
     }
 }
 

@@ -177,7 +177,7 @@ mod imp {
 
     /// The inbox failed in a worker's `what` (claim, renew, record), which
     /// carries on.
-    #[cfg(feature = "worker")]
+    #[cfg(any(feature = "worker", feature = "sqlite", feature = "postgres"))]
     pub(crate) fn inbox_failed(what: &'static str, error: &dyn std::fmt::Display) {
         let error = bounded(&error.to_string());
         tracing::warn!(what, error, "voyado_webhooks inbox failed");
@@ -308,7 +308,7 @@ mod imp {
     #[cfg(feature = "worker")]
     pub(crate) fn lease_lost(_: &str, _: u32) {}
 
-    #[cfg(feature = "worker")]
+    #[cfg(any(feature = "worker", feature = "sqlite", feature = "postgres"))]
     pub(crate) fn inbox_failed(_: &'static str, _: &dyn std::fmt::Display) {}
 
     #[cfg(feature = "worker")]

@@ -13,7 +13,6 @@
 //! retry coming due, the poll interval, or the shutdown signal.
 
 use std::convert::Infallible;
-use std::error::Error;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,9 +22,8 @@ use time::OffsetDateTime;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::handler::AsyncEventHandler;
 use crate::inbox::{Inbox, Processed, Record, State, age, later};
-use crate::process::{Concluded, panic_message};
+use crate::process::{Attempted, Concluded, Handles, panic_message};
 use crate::retention::Retention;
 use crate::trace::{self, Span};
 use crate::verify::Webhook;
@@ -70,9 +68,14 @@ const INBOX_RETRY: Duration = Duration::from_secs(1);
 ///   second; an outcome that could not be recorded leaves the delivery to be
 ///   claimed again after its lease.
 ///
-/// What it does not: a handler's effect and the inbox's record of it are two
-/// commits, so a crash between them runs the handler again. Key your writes
-/// by [`Context::message_id`](crate::Context::message_id).
+/// What it does not, with an [`AsyncEventHandler`](crate::AsyncEventHandler):
+/// a handler's effect and the inbox's record of it are two commits, so a
+/// crash between them runs the handler again. Key your writes by
+/// [`Context::message_id`](crate::Context::message_id), or, where they go to
+/// the inbox's database, make the handler a
+/// [`TransactionalHandler`](crate::TransactionalHandler) and run it
+/// [`InTransaction`](crate::InTransaction): effect and record are then one
+/// commit.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -141,11 +144,14 @@ enum Ran {
 impl<I, H> Worker<I, H>
 where
     I: Inbox + ?Sized + 'static,
-    H: AsyncEventHandler + ?Sized + 'static,
-    H::Error: Into<Box<dyn Error + Send + Sync>>,
+    H: Handles<I> + ?Sized + 'static,
 {
     /// A worker dispatching `inbox`'s deliveries to `handler`, with `webhook`'s
-    /// lease, retry policy and decryption key.
+    /// lease, retry policy and decryption key: an
+    /// [`AsyncEventHandler`](crate::AsyncEventHandler), or, on a SQL inbox, a
+    /// [`TransactionalHandler`](crate::TransactionalHandler) in
+    /// [`InTransaction`](crate::InTransaction), whose deliveries are marked
+    /// done in the handler's own commit.
     pub fn new(webhook: Arc<Webhook>, inbox: Arc<I>, handler: Arc<H>) -> Self {
         Worker {
             webhook,
@@ -355,11 +361,21 @@ where
         async move {
             let span = Span::start("worker");
             span.delivery(&record.message_id, record.attempts);
-            let attempt = webhook.attempt(&record, &*handler, &span);
+            let attempt = handler.run(&webhook, &*inbox, &record, &span);
             let concluded = match keep_leased(&*inbox, &record, lease, timeout, attempt).await {
-                Some(Ok(())) => return Ran::Succeeded(record.message_id, record.attempts, span),
-                Some(failed) => webhook.conclude(&*inbox, &record, failed, &span).await,
-                None => Ok(None),
+                Leased::Ended(Attempted::Succeeded) => {
+                    return Ran::Succeeded(record.message_id, record.attempts, span);
+                }
+                Leased::Ended(Attempted::Failed(error)) => {
+                    webhook.conclude(&*inbox, &record, Err(error), &span).await
+                }
+                Leased::Ended(Attempted::Committed) => Ok(Some(Concluded::Handled)),
+                Leased::Ended(Attempted::Refused) | Leased::Lost => Ok(None),
+                Leased::Ended(Attempted::Inbox(error)) => Err(error),
+                Leased::TimedOut => {
+                    let error = format!("the handler did not finish within its timeout of {timeout:?}");
+                    webhook.conclude(&*inbox, &record, Err(error), &span).await
+                }
             };
             match concluded {
                 Ok(Some(concluded)) => {
@@ -502,18 +518,28 @@ impl<E: std::fmt::Display + Send + 'static> Completions<E> {
     }
 }
 
-/// Runs `attempt` while renewing `record`'s claim every third of `lease`: its
-/// result, an error if it outlived `timeout`, or `None` if the claim was lost
-/// (renewal refused) or its lease ended unrenewed. Either way the attempt is
-/// dropped (abandoned) before this returns. A renewal runs beside the
-/// attempt, never in its way: a slow inbox does not stall the handler.
-async fn keep_leased<I: Inbox + ?Sized>(
+/// How an attempt run under its lease ended.
+enum Leased<T> {
+    /// It finished, with this.
+    Ended(T),
+    /// It outlived the handler timeout.
+    TimedOut,
+    /// Its claim was lost (a renewal refused), or its lease ended unrenewed.
+    Lost,
+}
+
+/// Runs `attempt` while renewing `record`'s claim every third of `lease`,
+/// until it ends, outlives `timeout`, or loses its claim. Unless it ended, the
+/// attempt is dropped (abandoned, and a transaction it had open rolled back)
+/// before this returns. A renewal runs beside the attempt, never in its way:
+/// a slow inbox does not stall the handler.
+async fn keep_leased<I: Inbox + ?Sized, T>(
     inbox: &I,
     record: &Record,
     lease: Duration,
     timeout: Duration,
-    attempt: impl Future<Output = Result<(), String>>,
-) -> Option<Result<(), String>> {
+    attempt: impl Future<Output = T>,
+) -> Leased<T> {
     let (id, attempt_number) = (record.message_id.as_str(), record.attempts);
     let beat = lease
         .checked_div(3)
@@ -527,11 +553,12 @@ async fn keep_leased<I: Inbox + ?Sized>(
     let mut renewing: Option<Renewal<'_, I::Error>> = None;
     loop {
         tokio::select! {
-            result = &mut attempt => return Some(result),
-            () = &mut deadline => {
-                return Some(Err(format!("the handler did not finish within its timeout of {timeout:?}")));
-            }
-            () = &mut lapses => return None,
+            // The attempt first: one that has ended (a transactional one
+            // committed) is not taken for lost by a renewal refused after it.
+            biased;
+            ended = &mut attempt => return Leased::Ended(ended),
+            () = &mut deadline => return Leased::TimedOut,
+            () = &mut lapses => return Leased::Lost,
             _ = heartbeat.tick(), if renewing.is_none() => {
                 let until = later(OffsetDateTime::now_utc(), lease);
                 renewing = Some((until, Box::pin(inbox.renew(id, attempt_number, until))));
@@ -544,7 +571,7 @@ async fn keep_leased<I: Inbox + ?Sized>(
                             lapses.as_mut().reset(instant_at(until));
                         }
                     }
-                    Ok(false) => return None,
+                    Ok(false) => return Leased::Lost,
                     Err(error) => trace::inbox_failed("renew", &error),
                 }
             }

@@ -343,6 +343,42 @@ pub trait Inbox: Send + Sync {
     }
 }
 
+/// An inbox whose deliveries can be completed in a handler's own transaction
+/// (features `sqlite` and `postgres`): what
+/// [`InTransaction`](crate::InTransaction) runs on, and what a loop of your own
+/// can use to the same end.
+///
+/// [`begin`](Self::begin) opens a transaction for the handler's writes;
+/// [`commit_done`](Self::commit_done) marks the delivery done in it, fenced by
+/// the attempt, and commits handler's writes and mark together, or rolls both
+/// back. So a committed effect is never applied again, and an attempt whose
+/// claim was lost leaves nothing behind.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub trait TransactionalInbox: Inbox<Error = sqlx::Error> {
+    /// The sqlx database the transaction is on.
+    type Database: sqlx::Database;
+
+    /// Begins a transaction on a connection of the inbox's pool. On SQLite it
+    /// takes the database's write lock at once (`BEGIN IMMEDIATE`), so that
+    /// the mark at the end cannot fail on a write committed since the
+    /// handler's first read.
+    fn begin(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, Self::Database>, sqlx::Error>> + Send;
+
+    /// Marks the delivery claimed as attempt `attempt` done in `tx` and
+    /// commits it: `true` if committed. If that claim is no longer held (it
+    /// was taken over), or a newer state of its entity was applied meanwhile,
+    /// `tx` is rolled back instead, with everything written in it, and this
+    /// is `false`.
+    fn commit_done(
+        &self,
+        tx: sqlx::Transaction<'static, Self::Database>,
+        message_id: &str,
+        attempt: u32,
+    ) -> impl Future<Output = Result<bool, sqlx::Error>> + Send;
+}
+
 /// The error a delivery is made dead with when its last allowed attempt, like
 /// every one before it, ended without an outcome.
 pub const NO_OUTCOME: &str = "every attempt ended without an outcome (its process stopped, or its handler \

@@ -216,4 +216,10 @@ impl PostgresInbox {
     }
 }
 
-sql_inbox!(PostgresInbox, PgPool, sqlx::postgres::PgRow, Dialect::Postgres);
+sql_inbox!(
+    PostgresInbox,
+    sqlx::Postgres,
+    PgPool,
+    sqlx::postgres::PgRow,
+    Dialect::Postgres
+);

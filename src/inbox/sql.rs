@@ -163,6 +163,11 @@ pub(crate) struct Statements {
     pub(crate) renew: String,
     pub(crate) mark_done: String,
     pub(crate) mark_done_all: String,
+    /// What begins a handler's transaction.
+    pub(crate) begin: &'static str,
+    /// `mark_done` in a handler's transaction, also refused if a newer state
+    /// of its entity is done.
+    pub(crate) mark_done_in: String,
     pub(crate) mark_failed: String,
     pub(crate) get: String,
     pub(crate) list: String,
@@ -337,6 +342,21 @@ impl Statements {
                     a(1)
                 ),
             },
+            begin: match dialect {
+                #[cfg(feature = "sqlite")]
+                Dialect::Sqlite => "BEGIN IMMEDIATE",
+                #[cfg(feature = "postgres")]
+                Dialect::Postgres => "BEGIN",
+            },
+            mark_done_in: format!(
+                "UPDATE {d} SET state = 'done', last_error = NULL \
+                 WHERE message_id = {} AND state = 'processing' AND attempts = {} \
+                 AND (entity IS NULL OR NOT EXISTS (SELECT 1 FROM {d} AS n \
+                 WHERE n.contact_id = {d}.contact_id AND n.entity IN ({d}.entity, '{DELETION}') \
+                 AND n.state = 'done' AND (n.created_at, n.message_id) > ({d}.created_at, {d}.message_id)))",
+                a(1),
+                a(2)
+            ),
             mark_failed: format!(
                 "UPDATE {d} SET state = {}, last_error = {}, due_at = {} \
                  WHERE message_id = {} AND state = 'processing' AND attempts = {}",
@@ -408,10 +428,11 @@ pub(crate) fn limit(n: usize) -> i64 {
 /// Implements `Inbox` and `IdempotencyStore` for `$inbox` (with fields `pool:
 /// $pool` and `sql: Statements`, built by its `assemble(pool, sql, &tables)`,
 /// and a `stored()` to run after a delivery is stored or replayed, and, with
-/// feature `worker`, a `doorbell: Arc<Doorbell>` field) on the sqlx row type
-/// `$row`, and its `from_pool`, `migrate` and `pool`.
+/// feature `worker`, a `doorbell: Arc<Doorbell>` field) on the sqlx database
+/// `$db` and its row type `$row`, `TransactionalInbox`, and its `from_pool`,
+/// `migrate` and `pool`.
 macro_rules! sql_inbox {
-    ($inbox:ident, $pool:ty, $row:ty, $dialect:expr) => {
+    ($inbox:ident, $db:ty, $pool:ty, $row:ty, $dialect:expr) => {
         impl $inbox {
             /// An inbox on a pool of your own, whose tables exist (see
             /// [`migrate`](Self::migrate) and the schema function beside it).
@@ -712,6 +733,34 @@ macro_rules! sql_inbox {
             #[cfg(feature = "worker")]
             fn doorbell(&self) -> Option<&$crate::wake::Doorbell> {
                 Some(&self.doorbell)
+            }
+        }
+
+        impl $crate::inbox::TransactionalInbox for $inbox {
+            type Database = $db;
+
+            async fn begin(&self) -> Result<sqlx::Transaction<'static, $db>, sqlx::Error> {
+                self.pool.begin_with(self.sql.begin).await
+            }
+
+            async fn commit_done(
+                &self,
+                mut tx: sqlx::Transaction<'static, $db>,
+                message_id: &str,
+                attempt: u32,
+            ) -> Result<bool, sqlx::Error> {
+                let marked = sqlx::query(&self.sql.mark_done_in)
+                    .bind(message_id)
+                    .bind(i64::from(attempt))
+                    .execute(&mut *tx)
+                    .await?;
+                if marked.rows_affected() == 1 {
+                    tx.commit().await?;
+                    Ok(true)
+                } else {
+                    tx.rollback().await?;
+                    Ok(false)
+                }
             }
         }
 

@@ -89,4 +89,10 @@ impl SqliteInbox {
     }
 }
 
-sql_inbox!(SqliteInbox, SqlitePool, sqlx::sqlite::SqliteRow, Dialect::Sqlite);
+sql_inbox!(
+    SqliteInbox,
+    sqlx::Sqlite,
+    SqlitePool,
+    sqlx::sqlite::SqliteRow,
+    Dialect::Sqlite
+);
