@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use actix_web::http::header::HeaderMap;
 use actix_web::{App, HttpRequest, HttpServer, web};
-use voyado_webhooks::{Accepted, Inbox, ReceiveError};
+use voyado_webhooks::{Accepted, Handles, InTransaction, Inbox, ReceiveError};
 
 pub mod support;
 use support::{
@@ -55,7 +55,10 @@ async fn receive<I: Inbox + 'static>(
 }
 
 /// Serves the endpoint on `inbox`, with a worker processing it, until Ctrl-C.
-async fn serve<I: Inbox + 'static>(inbox: I, shop: Shop) -> Result<(), Box<dyn Error>> {
+async fn serve<I: Inbox + 'static>(inbox: I, shop: Shop<I>) -> Result<(), Box<dyn Error>>
+where
+    InTransaction<Shop<I>>: Handles<I>,
+{
     let endpoint = web::Data::new(Endpoint {
         webhook: Arc::new(webhook_from_env()?),
         inbox: Arc::new(inbox),
@@ -77,9 +80,8 @@ async fn serve<I: Inbox + 'static>(inbox: I, shop: Shop) -> Result<(), Box<dyn E
 #[actix_web::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let database = support::database_from_env().await?;
-    let shop = Shop::for_database(&database);
     match database {
-        Database::Sqlite(inbox) => serve(inbox, shop).await,
-        Database::Postgres(inbox) => serve(inbox, shop).await,
+        Database::Sqlite(inbox) => serve(inbox.clone(), Shop::new(inbox)).await,
+        Database::Postgres(inbox) => serve(inbox.clone(), Shop::new(inbox)).await,
     }
 }

@@ -26,7 +26,7 @@ use voyado_webhooks::{Inbox, OffsetDateTime, SqliteInbox, Webhook};
 mod axum_receiver;
 use axum_receiver::router;
 use axum_receiver::support::{
-    BackgroundWorker, DEVELOPMENT_SECRET, Database, Endpoint, Shop, post_signed, sample_curl,
+    BackgroundWorker, DEVELOPMENT_SECRET, Endpoint, Shop, post_signed, sample_curl,
 };
 
 /// One delivery of each event Voyado documents, as the bundled samples have them.
@@ -137,7 +137,7 @@ async fn main() -> Result<ExitCode, Box<dyn Error>> {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
     let inbox = SqliteInbox::connect(&format!("sqlite://{}", path.display())).await?;
-    let shop = Shop::for_database(&Database::Sqlite(inbox.clone()));
+    let shop = Shop::new(inbox.clone());
     shop.migrate().await?;
     println!("A receiver on {}, with a worker beside it.\n", path.display());
 

@@ -27,15 +27,15 @@ use std::sync::Arc;
 
 use sqlx::Row;
 use tokio::net::TcpListener;
-use voyado_webhooks::{Inbox, SqliteInbox, State, Webhook};
+use voyado_webhooks::{InTransaction, Inbox, SqliteInbox, State, Webhook};
 
 use axum_receiver::router;
-use axum_receiver::support::{DEVELOPMENT_SECRET, Database, Endpoint, PATH, Shop, post_signed};
+use axum_receiver::support::{DEVELOPMENT_SECRET, Endpoint, PATH, Shop, post_signed};
 
 struct Server {
     addr: std::net::SocketAddr,
     inbox: Arc<SqliteInbox>,
-    shop: Shop,
+    shop: InTransaction<Shop<SqliteInbox>>,
     signer: Webhook,
 }
 
@@ -43,9 +43,9 @@ async fn start(name: &str) -> Server {
     let inbox = SqliteInbox::connect(&common::sqlite_file(&format!("http-{name}")))
         .await
         .unwrap();
-    let database = Database::Sqlite(inbox.clone());
-    let shop = Shop::for_database(&database);
+    let shop = Shop::new(inbox.clone());
     shop.migrate().await.unwrap();
+    let shop = InTransaction(shop);
     let inbox = Arc::new(inbox);
     let endpoint = Arc::new(Endpoint {
         webhook: Arc::new(Webhook::new(DEVELOPMENT_SECRET).unwrap()),
@@ -89,7 +89,7 @@ impl Server {
 
     /// A contact's consents: each preference and its value.
     async fn consents(&self, contact: &str) -> Vec<(String, Option<bool>)> {
-        let Shop::Sqlite(pool) = &self.shop else { panic!() };
+        let pool = self.inbox.pool();
         sqlx::query("SELECT preference, accepts FROM shop_consents WHERE contact_id = $1 ORDER BY preference")
             .bind(contact)
             .fetch_all(pool)
@@ -101,7 +101,7 @@ impl Server {
     }
 
     async fn ledger(&self) -> Vec<(String, String)> {
-        let Shop::Sqlite(pool) = &self.shop else { panic!() };
+        let pool = self.inbox.pool();
         sqlx::query("SELECT message_id, amount FROM shop_points_ledger ORDER BY message_id")
             .fetch_all(pool)
             .await
@@ -269,9 +269,7 @@ async fn a_deleted_contact_leaves_the_shop_and_the_inbox() {
 
     let ledger = server.ledger().await;
     assert_eq!(ledger, [("msg_k1".to_owned(), "5".to_owned())]);
-    let Shop::Sqlite(pool) = &server.shop else {
-        panic!()
-    };
+    let pool = server.inbox.pool();
     let balances: i64 = sqlx::query("SELECT COUNT(*) FROM shop_point_balances")
         .fetch_one(pool)
         .await

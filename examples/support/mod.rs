@@ -6,12 +6,12 @@
 use std::error::Error;
 use std::sync::Arc;
 
-use sqlx::{PgPool, SqlitePool};
+use sqlx::{PgConnection, Postgres, Sqlite, SqliteConnection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use voyado_webhooks::{
-    AsyncEventHandler, ContactPreferenceChanged, Context, Envelope, EventType, Inbox, LoyaltyAddPoints,
+    ContactPreferenceChanged, Context, Envelope, EventType, Handles, InTransaction, Inbox, LoyaltyAddPoints,
     PointBalanceUpdated, PostgresInbox, Preference, RawPayload, RewardVoucherCreated, SqliteInbox, Stopped,
-    Tables, Webhook, Worker,
+    TransactionalHandler, TransactionalInbox, Webhook, Worker,
 };
 
 /// Where the endpoint is served.
@@ -41,12 +41,17 @@ pub struct BackgroundWorker {
 }
 
 impl BackgroundWorker {
-    /// Starts a worker applying what `endpoint` stores to `shop`: 8 deliveries
-    /// at a time, woken by each delivery stored (on PostgreSQL, by any
-    /// instance), and polling every 5 seconds for retries. On PostgreSQL, run
-    /// as many instances as you like: they share the work.
-    pub fn start<I: Inbox + 'static>(endpoint: &Endpoint<I>, shop: Shop) -> Self {
-        let worker = Worker::new(endpoint.webhook.clone(), endpoint.inbox.clone(), Arc::new(shop))
+    /// Starts a worker applying what `endpoint` stores to `shop`, each
+    /// delivery in the shop's transaction: 8 deliveries at a time, woken by
+    /// each delivery stored (on PostgreSQL, by any instance), and polling
+    /// every 5 seconds for retries. On PostgreSQL, run as many instances as
+    /// you like: they share the work.
+    pub fn start<I: Inbox + 'static>(endpoint: &Endpoint<I>, shop: Shop<I>) -> Self
+    where
+        InTransaction<Shop<I>>: Handles<I>,
+    {
+        let shop = Arc::new(InTransaction(shop));
+        let worker = Worker::new(endpoint.webhook.clone(), endpoint.inbox.clone(), shop)
             .concurrency(8)
             .poll_interval(std::time::Duration::from_secs(5));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -77,21 +82,23 @@ pub enum Database {
 pub async fn database_from_env() -> Result<Database, Setting> {
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
     let failed = |error: sqlx::Error| Setting::new("DATABASE_URL", format!("{url}: {error}"));
-    let database = if url.starts_with("postgres") {
-        Database::Postgres(PostgresInbox::connect(&url).await.map_err(failed)?)
+    Ok(if url.starts_with("postgres") {
+        let inbox = PostgresInbox::connect(&url).await.map_err(failed)?;
+        Shop::new(inbox.clone()).migrate().await.map_err(failed)?;
+        Database::Postgres(inbox)
     } else {
-        Database::Sqlite(SqliteInbox::connect(&url).await.map_err(failed)?)
-    };
-    Shop::for_database(&database).migrate().await.map_err(failed)?;
-    Ok(database)
+        let inbox = SqliteInbox::connect(&url).await.map_err(failed)?;
+        Shop::new(inbox.clone()).migrate().await.map_err(failed)?;
+        Database::Sqlite(inbox)
+    })
 }
 
-/// The example handler's own tables. Every write is safe to repeat: the points
-/// ledger is keyed by the Svix message id, vouchers by their id, and balances
-/// and consents keep the newest message, by when Svix created it
-/// (`created_ms`, from the message id; the id breaks a tie within its 4 ms),
-/// since Svix does not keep order and a retry of an older message can come
-/// after a newer one. Amounts are kept as their exact decimal text.
+/// The example handler's own tables. The handler writes them in the inbox's
+/// transaction, which marks the delivery done in the same commit, so no write
+/// needs a guard against being applied twice; and the inbox hands it each
+/// contact's states oldest-created first, dropping one older than a state
+/// already applied, so a balance or consent is simply set. Amounts are kept as
+/// their exact decimal text.
 pub const SHOP_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS shop_points_ledger (
     message_id TEXT PRIMARY KEY,
@@ -102,8 +109,7 @@ CREATE TABLE IF NOT EXISTS shop_points_ledger (
 CREATE TABLE IF NOT EXISTS shop_point_balances (
     contact_id TEXT PRIMARY KEY,
     balance    TEXT NOT NULL,
-    created_ms BIGINT,             -- Unix milliseconds; NULL for an id that says none
-    message_id TEXT NOT NULL
+    message_id TEXT NOT NULL       -- the delivery that set it
 );
 CREATE TABLE IF NOT EXISTS shop_vouchers (
     voucher_id  TEXT PRIMARY KEY,
@@ -116,228 +122,194 @@ CREATE TABLE IF NOT EXISTS shop_consents (
     contact_id TEXT NOT NULL,
     preference TEXT NOT NULL,
     accepts    BOOLEAN,
-    created_ms BIGINT,
     message_id TEXT NOT NULL,
     PRIMARY KEY (contact_id, preference)
 );
 ";
 
-/// An example handler: keeps points, balances, vouchers and consents in the
-/// same database as the inbox. Returning an error records the attempt as failed,
-/// and the delivery is retried.
+/// An example handler: keeps points, balances, vouchers and consents beside
+/// its inbox (`SqliteInbox` or `PostgresInbox`), writing through the inbox's
+/// transaction (run it `InTransaction`). Returning an error rolls its writes
+/// back and records the attempt as failed, and the delivery is retried.
 #[derive(Clone)]
-pub enum Shop {
-    /// On the SQLite inbox's pool.
-    Sqlite(SqlitePool),
-    /// On the PostgreSQL inbox's pool.
-    Postgres(PgPool),
+pub struct Shop<I> {
+    inbox: I,
 }
 
-/// Runs the query `$query` on whichever pool the shop has, and gives the rows
-/// it changed (the same statements suit both: `$n` placeholders and
-/// `ON CONFLICT` are common to them). The query is written in each arm, as
-/// sqlx types it by its database.
-macro_rules! execute {
-    ($shop:expr, $query:expr) => {
-        match $shop {
-            Shop::Sqlite(pool) => $query.execute(pool).await.map(|done| done.rows_affected()),
-            Shop::Postgres(pool) => $query.execute(pool).await.map(|done| done.rows_affected()),
+impl<I> Shop<I> {
+    /// The shop beside `inbox`, in its database.
+    pub fn new(inbox: I) -> Self {
+        Shop { inbox }
+    }
+
+    /// The inbox the shop is beside.
+    pub fn inbox(&self) -> &I {
+        &self.inbox
+    }
+}
+
+/// The shop's handler on one database: the statements suit both (`$n`
+/// placeholders and `ON CONFLICT` are common to them), but sqlx types a query
+/// by its database, so the impl is written once here and made for each.
+macro_rules! shop_on {
+    ($inbox:ty, $db:ty, $connection:ty) => {
+        impl Shop<$inbox> {
+            /// Creates the shop's tables if they are missing.
+            pub async fn migrate(&self) -> Result<(), sqlx::Error> {
+                sqlx::raw_sql(SHOP_SCHEMA)
+                    .execute(self.inbox.pool())
+                    .await
+                    .map(|_| ())
+            }
+        }
+
+        impl TransactionalHandler<$db> for Shop<$inbox> {
+            type Error = sqlx::Error;
+
+            async fn contact_preference_changed(
+                &self,
+                tx: &mut $connection,
+                ctx: &Context,
+                preference: Preference,
+                event: &Envelope<ContactPreferenceChanged>,
+            ) -> Result<(), Self::Error> {
+                let (contact, accepts) = (&event.payload.contact_id, event.payload.accepts);
+                sqlx::query(
+                    "INSERT INTO shop_consents (contact_id, preference, accepts, message_id) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (contact_id, preference) DO UPDATE \
+                     SET accepts = excluded.accepts, message_id = excluded.message_id",
+                )
+                .bind(contact)
+                .bind(preference.as_str())
+                .bind(accepts)
+                .bind(ctx.message_id())
+                .execute(&mut *tx)
+                .await?;
+                println!("{contact}: {preference} = {accepts:?}");
+                Ok(())
+            }
+
+            async fn loyalty_add_points(
+                &self,
+                tx: &mut $connection,
+                ctx: &Context,
+                event: &Envelope<LoyaltyAddPoints>,
+            ) -> Result<(), Self::Error> {
+                let points = &event.payload;
+                sqlx::query(
+                    "INSERT INTO shop_points_ledger (message_id, contact_id, amount, reason) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(ctx.message_id())
+                .bind(&points.contact_id)
+                .bind(points.amount.to_string())
+                .bind(points.reason.as_deref())
+                .execute(&mut *tx)
+                .await?;
+                println!("{}: +{} points", points.contact_id, points.amount);
+                Ok(())
+            }
+
+            async fn point_balance_updated(
+                &self,
+                tx: &mut $connection,
+                ctx: &Context,
+                event: &Envelope<PointBalanceUpdated>,
+            ) -> Result<(), Self::Error> {
+                let (contact, balance) = (&event.payload.contact_id, event.payload.balance);
+                sqlx::query(
+                    "INSERT INTO shop_point_balances (contact_id, balance, message_id) \
+                     VALUES ($1, $2, $3) ON CONFLICT (contact_id) DO UPDATE \
+                     SET balance = excluded.balance, message_id = excluded.message_id",
+                )
+                .bind(contact)
+                .bind(balance.to_string())
+                .bind(ctx.message_id())
+                .execute(&mut *tx)
+                .await?;
+                println!("{contact}: balance {balance}");
+                Ok(())
+            }
+
+            async fn reward_voucher_created(
+                &self,
+                tx: &mut $connection,
+                _: &Context,
+                event: &Envelope<RewardVoucherCreated>,
+            ) -> Result<(), Self::Error> {
+                let voucher = &event.payload;
+                sqlx::query(
+                    "INSERT INTO shop_vouchers (voucher_id, contact_id, unique_code, amount, currency) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&voucher.id)
+                .bind(&voucher.contact_id)
+                .bind(&voucher.unique_code)
+                .bind(voucher.amount.to_string())
+                .bind(voucher.currency.as_deref())
+                .execute(&mut *tx)
+                .await?;
+                println!(
+                    "{}: voucher {} worth {}",
+                    voucher.contact_id, voucher.unique_code, voucher.amount
+                );
+                Ok(())
+            }
+
+            /// Engage deleted the contact: its rows go from the shop's tables,
+            /// and what the inbox keeps of it is erased (the bodies of its
+            /// handled and dead deliveries; their ids stay, so Svix's late
+            /// retries are still duplicates), all in the one commit. Voyado has
+            /// not published this payload: the contact id is read as
+            /// `contactId` or `id`, and a delivery with neither fails, to be
+            /// looked at among the dead ones, rather than be taken as done.
+            async fn contact_deleted(
+                &self,
+                tx: &mut $connection,
+                ctx: &Context,
+                event: &Envelope<RawPayload>,
+            ) -> Result<(), Self::Error> {
+                let Some(contact) = event.contact_id() else {
+                    return Err(sqlx::Error::Protocol(format!(
+                        "{}: contact.deleted names no contact: {}",
+                        ctx.message_id(),
+                        event.payload.get()
+                    )));
+                };
+                for table in [
+                    "shop_points_ledger",
+                    "shop_point_balances",
+                    "shop_vouchers",
+                    "shop_consents",
+                ] {
+                    let sql = format!("DELETE FROM {table} WHERE contact_id = $1");
+                    sqlx::query(&sql).bind(&contact).execute(&mut *tx).await?;
+                }
+                let erased = self.inbox.erase_contact_in(tx, &contact).await?;
+                println!("{contact}: deleted, {erased} stored deliveries erased");
+                Ok(())
+            }
+
+            async fn unhandled(
+                &self,
+                _: &mut $connection,
+                ctx: &Context,
+                event_type: &EventType,
+                id: Option<&str>,
+            ) -> Result<(), Self::Error> {
+                println!(
+                    "{} not handled: {event_type} {}",
+                    ctx.message_id(),
+                    id.unwrap_or("(no id)")
+                );
+                Ok(())
+            }
         }
     };
 }
 
-impl Shop {
-    /// The shop on a database's pool.
-    pub fn for_database(database: &Database) -> Self {
-        match database {
-            Database::Sqlite(inbox) => Shop::Sqlite(inbox.pool().clone()),
-            Database::Postgres(inbox) => Shop::Postgres(inbox.pool().clone()),
-        }
-    }
-
-    /// Creates the shop's tables if they are missing.
-    pub async fn migrate(&self) -> Result<(), sqlx::Error> {
-        execute!(self, sqlx::raw_sql(SHOP_SCHEMA)).map(|_| ())
-    }
-}
-
-/// When Svix created the delivery's message, in Unix milliseconds: `None` for
-/// an id that says none (not Svix's).
-fn created_ms(ctx: &Context) -> Option<i64> {
-    let at = ctx.created_at()?;
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
-}
-
-/// The condition under which a delivery replaces `table`'s row: its message is
-/// newer (created later, or in the same 4 ms with a later id). Where either
-/// creation time is unknown, deliveries apply as they come. Never the attempt's
-/// `svix-timestamp`: every retry is signed anew, so an older message's retry
-/// would look newer than everything delivered before it.
-fn newer(table: &str) -> String {
-    format!(
-        "excluded.created_ms IS NULL OR {table}.created_ms IS NULL \
-         OR ({table}.created_ms, {table}.message_id) < (excluded.created_ms, excluded.message_id)"
-    )
-}
-
-impl AsyncEventHandler for Shop {
-    type Error = sqlx::Error;
-
-    async fn contact_preference_changed(
-        &self,
-        ctx: &Context,
-        preference: Preference,
-        event: &Envelope<ContactPreferenceChanged>,
-    ) -> Result<(), Self::Error> {
-        let sql = format!(
-            "INSERT INTO shop_consents (contact_id, preference, accepts, created_ms, message_id) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (contact_id, preference) DO UPDATE \
-             SET accepts = excluded.accepts, created_ms = excluded.created_ms, message_id = excluded.message_id \
-             WHERE {}",
-            newer("shop_consents")
-        );
-        let (contact, accepts) = (&event.payload.contact_id, event.payload.accepts);
-        execute!(
-            self,
-            sqlx::query(&sql)
-                .bind(contact)
-                .bind(preference.as_str())
-                .bind(accepts)
-                .bind(created_ms(ctx))
-                .bind(ctx.message_id())
-        )?;
-        println!("{contact}: {preference} = {accepts:?}");
-        Ok(())
-    }
-
-    async fn loyalty_add_points(
-        &self,
-        ctx: &Context,
-        event: &Envelope<LoyaltyAddPoints>,
-    ) -> Result<(), Self::Error> {
-        let sql = "INSERT INTO shop_points_ledger (message_id, contact_id, amount, reason) \
-                   VALUES ($1, $2, $3, $4) ON CONFLICT (message_id) DO NOTHING";
-        let points = &event.payload;
-        let (amount, reason) = (points.amount.to_string(), points.reason.as_deref());
-        let added = execute!(
-            self,
-            sqlx::query(sql)
-                .bind(ctx.message_id())
-                .bind(&points.contact_id)
-                .bind(&amount)
-                .bind(reason)
-        )?;
-        // A retry of a delivery already applied inserts nothing.
-        if added == 1 {
-            println!("{}: +{} points", points.contact_id, points.amount);
-        }
-        Ok(())
-    }
-
-    async fn point_balance_updated(
-        &self,
-        ctx: &Context,
-        event: &Envelope<PointBalanceUpdated>,
-    ) -> Result<(), Self::Error> {
-        let sql = format!(
-            "INSERT INTO shop_point_balances (contact_id, balance, created_ms, message_id) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (contact_id) DO UPDATE \
-             SET balance = excluded.balance, created_ms = excluded.created_ms, message_id = excluded.message_id \
-             WHERE {}",
-            newer("shop_point_balances")
-        );
-        let (contact, balance) = (&event.payload.contact_id, event.payload.balance);
-        execute!(
-            self,
-            sqlx::query(&sql)
-                .bind(contact)
-                .bind(balance.to_string())
-                .bind(created_ms(ctx))
-                .bind(ctx.message_id())
-        )?;
-        println!("{contact}: balance {balance}");
-        Ok(())
-    }
-
-    async fn reward_voucher_created(
-        &self,
-        _: &Context,
-        event: &Envelope<RewardVoucherCreated>,
-    ) -> Result<(), Self::Error> {
-        let sql = "INSERT INTO shop_vouchers (voucher_id, contact_id, unique_code, amount, currency) \
-                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT (voucher_id) DO NOTHING";
-        let voucher = &event.payload;
-        let (amount, currency) = (voucher.amount.to_string(), voucher.currency.as_deref());
-        execute!(
-            self,
-            sqlx::query(sql)
-                .bind(&voucher.id)
-                .bind(&voucher.contact_id)
-                .bind(&voucher.unique_code)
-                .bind(&amount)
-                .bind(currency)
-        )?;
-        println!(
-            "{}: voucher {} worth {}",
-            voucher.contact_id, voucher.unique_code, voucher.amount
-        );
-        Ok(())
-    }
-
-    /// Engage deleted the contact: its rows go from the shop's tables, and what
-    /// the inbox keeps of it is erased (the bodies of its handled and dead
-    /// deliveries; their ids stay, so Svix's late retries are still
-    /// duplicates). Voyado has not published this payload: the contact id is
-    /// read as `contactId` or `id`, and a delivery with neither fails, to be
-    /// looked at among the dead ones, rather than be taken as done.
-    async fn contact_deleted(&self, ctx: &Context, event: &Envelope<RawPayload>) -> Result<(), Self::Error> {
-        let Some(contact) = event.contact_id() else {
-            return Err(sqlx::Error::Protocol(format!(
-                "{}: contact.deleted names no contact: {}",
-                ctx.message_id(),
-                event.payload.get()
-            )));
-        };
-        for table in [
-            "shop_points_ledger",
-            "shop_point_balances",
-            "shop_vouchers",
-            "shop_consents",
-        ] {
-            let sql = format!("DELETE FROM {table} WHERE contact_id = $1");
-            execute!(self, sqlx::query(&sql).bind(&contact))?;
-        }
-        // The inbox on the shop's own pool, with the default tables.
-        let erased = match self {
-            Shop::Sqlite(pool) => {
-                SqliteInbox::from_pool(pool.clone(), &Tables::default())
-                    .erase_contact(&contact)
-                    .await?
-            }
-            Shop::Postgres(pool) => {
-                PostgresInbox::from_pool(pool.clone(), &Tables::default())
-                    .erase_contact(&contact)
-                    .await?
-            }
-        };
-        println!("{contact}: deleted, {erased} stored deliveries erased");
-        Ok(())
-    }
-
-    async fn unhandled(
-        &self,
-        ctx: &Context,
-        event_type: &EventType,
-        id: Option<&str>,
-    ) -> Result<(), Self::Error> {
-        println!(
-            "{} not handled: {event_type} {}",
-            ctx.message_id(),
-            id.unwrap_or("(no id)")
-        );
-        Ok(())
-    }
-}
+shop_on!(SqliteInbox, Sqlite, SqliteConnection);
+shop_on!(PostgresInbox, Postgres, PgConnection);
 
 /// A setting the receiver cannot start with: the environment variable, and
 /// what is wrong with it. `main` shows it as it reads:

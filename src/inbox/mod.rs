@@ -377,6 +377,16 @@ pub trait TransactionalInbox: Inbox<Error = sqlx::Error> {
         message_id: &str,
         attempt: u32,
     ) -> impl Future<Output = Result<bool, sqlx::Error>> + Send;
+
+    /// [`Inbox::erase_contact`] in a handler's transaction (a
+    /// `contact.deleted` handler's, whose erasure then commits with the rest
+    /// of its writes, or not at all). On SQLite the plain `erase_contact`
+    /// would wait for the transaction's write lock.
+    fn erase_contact_in(
+        &self,
+        tx: &mut <Self::Database as sqlx::Database>::Connection,
+        contact_id: &str,
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
 }
 
 /// The error a delivery is made dead with when its last allowed attempt, like

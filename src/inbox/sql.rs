@@ -667,13 +667,7 @@ macro_rules! sql_inbox {
             }
 
             async fn erase_contact(&self, contact_id: &str) -> Result<u64, sqlx::Error> {
-                let erased = sqlx::query(&self.sql.erase_contact)
-                    .bind(&b""[..])
-                    .bind($crate::inbox::ERASED)
-                    .bind(contact_id)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(erased.rows_affected())
+                self.erase_contact_on(&self.pool, contact_id).await
             }
 
             async fn drop_bodies(&self, before: time::OffsetDateTime) -> Result<u64, sqlx::Error> {
@@ -761,6 +755,29 @@ macro_rules! sql_inbox {
                     tx.rollback().await?;
                     Ok(false)
                 }
+            }
+
+            async fn erase_contact_in(
+                &self,
+                tx: &mut <$db as sqlx::Database>::Connection,
+                contact_id: &str,
+            ) -> Result<u64, sqlx::Error> {
+                self.erase_contact_on(tx, contact_id).await
+            }
+        }
+
+        impl $inbox {
+            async fn erase_contact_on<'c, E>(&self, executor: E, contact_id: &str) -> Result<u64, sqlx::Error>
+            where
+                E: sqlx::Executor<'c, Database = $db>,
+            {
+                let erased = sqlx::query(&self.sql.erase_contact)
+                    .bind(&b""[..])
+                    .bind($crate::inbox::ERASED)
+                    .bind(contact_id)
+                    .execute(executor)
+                    .await?;
+                Ok(erased.rows_affected())
             }
         }
 
