@@ -224,7 +224,8 @@ pub use idempotency::{
 // Every public payload struct, so a new one needs no edit here.
 #[cfg(feature = "verify")]
 pub use inbox::{
-    Counts, ERASED, Inbox, Incoming, MemoryInbox, NO_OUTCOME, Processed, Record, SUPERSEDED_BY, State,
+    Counts, ERASED, Inbox, Incoming, MemoryInbox, NO_OUTCOME, Outcome, Processed, Record, SUPERSEDED_BY,
+    State,
 };
 #[cfg(feature = "postgres")]
 pub use inbox::{PostgresInbox, postgres_schema};

@@ -269,12 +269,7 @@ impl Webhook {
                 Ok(marked.then_some(Concluded::Handled))
             }
             Err(error) => {
-                let retry_at = self
-                    .processing
-                    .retry
-                    .delay_after(attempt)
-                    .map(|delay| later(OffsetDateTime::now_utc(), delay));
-                let error = excerpt(&error, ERROR_MAX_CHARS, ERROR_MAX_CHARS.saturating_mul(4));
+                let (error, retry_at) = self.failure(attempt, &error);
                 let marked = span
                     .instrument(inbox.mark_failed(id, attempt, &error, retry_at))
                     .await?;
@@ -339,6 +334,20 @@ pub(crate) enum Attempted<E> {
     /// The inbox failed to begin or commit the handler's transaction: nothing
     /// is known to be recorded.
     Inbox(E),
+}
+
+impl Webhook {
+    /// What to record of attempt `attempt`'s `error`: its excerpt, and when
+    /// to retry it by the webhook's policy (`None`: it was the last).
+    pub(crate) fn failure(&self, attempt: u32, error: &str) -> (String, Option<OffsetDateTime>) {
+        let retry_at = self
+            .processing
+            .retry
+            .delay_after(attempt)
+            .map(|delay| later(OffsetDateTime::now_utc(), delay));
+        let error = excerpt(error, ERROR_MAX_CHARS, ERROR_MAX_CHARS.saturating_mul(4));
+        (error, retry_at)
+    }
 }
 
 /// What was recorded of an attempt.

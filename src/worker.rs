@@ -5,9 +5,10 @@
 //! waits for its turn; each runs in a task of its own, which renews the claim
 //! while the handler runs (fenced by the attempt number) and abandons the
 //! handler if the claim is lost or the handler outlives its timeout. A task
-//! records a failure itself and hands a success back; successes are marked
-//! done a batch at a time, one statement for all that finished while the
-//! previous one ran, beside the loop, which claims the freed slots meanwhile.
+//! hands its outcome back (a transactional handler's success is recorded in
+//! its own commit); outcomes are recorded a batch at a time, one statement for
+//! all that finished while the previous one ran, successes and failures alike,
+//! beside the loop, which claims the freed slots meanwhile.
 //! Between claims the loop waits for the first of: a task finishing, a batch
 //! recorded, the inbox's [`Doorbell`](crate::Doorbell), a failed delivery's
 //! retry coming due, the poll interval, or the shutdown signal.
@@ -22,7 +23,7 @@ use time::OffsetDateTime;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::inbox::{Inbox, Processed, Record, State, age, later};
+use crate::inbox::{Inbox, Outcome, Processed, Record, State, age, later};
 use crate::process::{Attempted, Concluded, Handles, panic_message};
 use crate::retention::Retention;
 use crate::trace::{self, Span};
@@ -130,15 +131,48 @@ pub struct Stopped {
 
 /// How one delivery's task ended.
 enum Ran {
-    /// The handler succeeded: the claim (message id, attempt) is still held,
-    /// to be marked done.
-    Succeeded(String, u32, Span),
-    /// A failure, recorded.
+    /// The attempt ended with its claim still held: its outcome is to be
+    /// recorded.
+    Ended(Ending),
+    /// Recorded already, in a transactional handler's commit.
     Recorded(Concluded),
     /// The claim was lost: nothing was recorded.
     LostLease,
     /// The inbox failed to record the outcome.
     Unrecorded,
+}
+
+/// An attempt's outcome waiting to be recorded: its claim (message id,
+/// attempt), the error and retry time if it failed, and its span.
+struct Ending {
+    message_id: String,
+    attempt: u32,
+    failure: Option<(String, Option<OffsetDateTime>)>,
+    span: Span,
+}
+
+impl Ending {
+    fn outcome(&self) -> Outcome<'_> {
+        let (message_id, attempt) = (self.message_id.as_str(), self.attempt);
+        match &self.failure {
+            None => Outcome::Done { message_id, attempt },
+            Some((error, retry_at)) => Outcome::Failed {
+                message_id,
+                attempt,
+                error,
+                retry_at: *retry_at,
+            },
+        }
+    }
+
+    /// What is recorded once its outcome is.
+    fn concluded(&self) -> Concluded {
+        match &self.failure {
+            None => Concluded::Handled,
+            Some((_, Some(at))) => Concluded::Failed(*at),
+            Some((_, None)) => Concluded::Dead,
+        }
+    }
 }
 
 impl<I, H> Worker<I, H>
@@ -290,14 +324,14 @@ where
                     // claimed in one statement.
                     let finished = std::iter::once(ran).chain(std::iter::from_fn(|| tasks.try_join_next()));
                     let before = stopped.processed;
-                    if let Some(retry_at) = done.count(&mut stopped, finished) {
-                        next_poll = next_poll.min(instant_at(retry_at));
-                    }
-                    // As above, for the outcomes the tasks recorded.
+                    done.count(&mut stopped, finished);
+                    // A commit or a lost claim frees a lane, as below.
                     look |= stopped.processed != before;
                 }
                 Some(recorded) = done.recording.join_next() => {
-                    done.recorded(&mut stopped, recorded);
+                    if let Some(retry_at) = done.recorded(&mut stopped, recorded) {
+                        next_poll = next_poll.min(instant_at(retry_at));
+                    }
                     // A recorded outcome frees its lane: a state held back
                     // behind it may be claimed now.
                     look = true;
@@ -322,7 +356,9 @@ where
                     let finished = std::iter::once(ran).chain(std::iter::from_fn(|| tasks.try_join_next()));
                     done.count(&mut stopped, finished);
                 }
-                Some(recorded) = done.recording.join_next() => done.recorded(&mut stopped, recorded),
+                Some(recorded) = done.recording.join_next() => {
+                    done.recorded(&mut stopped, recorded);
+                }
                 () = &mut grace => {
                     stopped.cut_off = tasks.len();
                     tasks.shutdown().await;
@@ -354,7 +390,7 @@ where
     }
 
     /// The task of one claimed delivery: the attempt, with the claim renewed
-    /// while it runs, then its outcome recorded.
+    /// while it runs; its outcome is handed back, to be recorded with others.
     fn run(&self, record: Record) -> impl Future<Output = Ran> + Send + 'static {
         let (webhook, inbox, handler) = (self.webhook.clone(), self.inbox.clone(), self.handler.clone());
         let (lease, timeout) = (self.webhook.processing.lease, self.handler_timeout);
@@ -362,53 +398,49 @@ where
             let span = Span::start("worker");
             span.delivery(&record.message_id, record.attempts);
             let attempt = handler.run(&webhook, &*inbox, &record, &span);
-            let concluded = match keep_leased(&*inbox, &record, lease, timeout, attempt).await {
-                Leased::Ended(Attempted::Succeeded) => {
-                    return Ran::Succeeded(record.message_id, record.attempts, span);
+            let failure = match keep_leased(&*inbox, &record, lease, timeout, attempt).await {
+                Leased::Ended(Attempted::Succeeded) => None,
+                Leased::Ended(Attempted::Failed(error)) => Some(error),
+                Leased::TimedOut => Some(format!(
+                    "the handler did not finish within its timeout of {timeout:?}"
+                )),
+                Leased::Ended(Attempted::Committed) => {
+                    span.finish(Concluded::Handled.outcome());
+                    return Ran::Recorded(Concluded::Handled);
                 }
-                Leased::Ended(Attempted::Failed(error)) => {
-                    webhook.conclude(&*inbox, &record, Err(error), &span).await
-                }
-                Leased::Ended(Attempted::Committed) => Ok(Some(Concluded::Handled)),
-                Leased::Ended(Attempted::Refused) | Leased::Lost => Ok(None),
-                Leased::Ended(Attempted::Inbox(error)) => Err(error),
-                Leased::TimedOut => {
-                    let error = format!("the handler did not finish within its timeout of {timeout:?}");
-                    webhook.conclude(&*inbox, &record, Err(error), &span).await
-                }
-            };
-            match concluded {
-                Ok(Some(concluded)) => {
-                    span.finish(concluded.outcome());
-                    Ran::Recorded(concluded)
-                }
-                Ok(None) => {
+                Leased::Ended(Attempted::Refused) | Leased::Lost => {
                     trace::lease_lost(&record.message_id, record.attempts);
                     span.finish("lease_lost");
-                    Ran::LostLease
+                    return Ran::LostLease;
                 }
-                Err(error) => {
+                Leased::Ended(Attempted::Inbox(error)) => {
                     trace::inbox_failed("record", &error);
                     span.finish("store_failed");
-                    Ran::Unrecorded
+                    return Ran::Unrecorded;
                 }
-            }
+            };
+            Ran::Ended(Ending {
+                failure: failure.map(|error| webhook.failure(record.attempts, &error)),
+                message_id: record.message_id,
+                attempt: record.attempts,
+                span,
+            })
         }
     }
 }
 
-/// Successes waiting to be marked done, recorded a batch at a time (group
-/// commit): while one batch's statement runs, the next gathers, and a freed
-/// slot is claimed again without waiting for its delivery's record.
+/// Outcomes waiting to be recorded, a batch at a time (group commit): while
+/// one batch's statement runs, the next gathers, and a freed slot is claimed
+/// again without waiting for its delivery's record.
 struct Completions<E> {
-    waiting: Vec<(String, u32, Span)>,
+    waiting: Vec<Ending>,
     recording: JoinSet<Batch<E>>,
     in_recording: usize,
 }
 
-/// A recorded batch: its deliveries' spans, and for each whether it was marked
-/// done (its claim still held).
-type Batch<E> = (Vec<Span>, Result<Vec<bool>, E>);
+/// A recorded batch, and for each of its outcomes whether it was recorded
+/// (its claim still held).
+type Batch<E> = (Vec<Ending>, Result<Vec<bool>, E>);
 
 impl<E> Default for Completions<E> {
     fn default() -> Self {
@@ -421,7 +453,7 @@ impl<E> Default for Completions<E> {
 }
 
 impl<E: std::fmt::Display + Send + 'static> Completions<E> {
-    /// Successes whose claims are held, not yet recorded.
+    /// Outcomes whose claims are held, not yet recorded.
     fn unrecorded(&self) -> usize {
         self.waiting.len().saturating_add(self.in_recording)
     }
@@ -435,33 +467,25 @@ impl<E: std::fmt::Display + Send + 'static> Completions<E> {
         self.in_recording = batch.len();
         let inbox = inbox.clone();
         self.recording.spawn(async move {
-            let claims: Vec<(&str, u32)> = batch
-                .iter()
-                .map(|(id, attempt, _)| (id.as_str(), *attempt))
-                .collect();
-            let marked = inbox.mark_done_all(&claims).await;
-            (batch.into_iter().map(|(_, _, span)| span).collect(), marked)
+            let outcomes: Vec<Outcome<'_>> = batch.iter().map(Ending::outcome).collect();
+            let recorded = inbox.record_all(&outcomes).await;
+            drop(outcomes);
+            (batch, recorded)
         });
     }
 
-    /// Counts how the `finished` tasks ended, keeping the successes to be
-    /// recorded; the earliest time a failed one is retried at.
+    /// Counts how the `finished` tasks ended, keeping the outcomes to be
+    /// recorded.
     fn count(
         &mut self,
         stopped: &mut Stopped,
         finished: impl Iterator<Item = Result<Ran, tokio::task::JoinError>>,
-    ) -> Option<OffsetDateTime> {
+    ) {
         let add = |count: &mut usize| *count = count.saturating_add(1);
-        let mut retry_at: Option<OffsetDateTime> = None;
         for ran in finished {
             match ran {
-                Ok(Ran::Succeeded(id, attempt, span)) => self.waiting.push((id, attempt, span)),
-                Ok(Ran::Recorded(concluded)) => {
-                    stopped.processed.count(concluded);
-                    if let Concluded::Failed(at) = concluded {
-                        retry_at = Some(retry_at.map_or(at, |soonest| soonest.min(at)));
-                    }
-                }
+                Ok(Ran::Ended(ending)) => self.waiting.push(ending),
+                Ok(Ran::Recorded(concluded)) => stopped.processed.count(concluded),
                 Ok(Ran::LostLease) => add(&mut stopped.processed.lost),
                 Ok(Ran::Unrecorded) => add(&mut stopped.unrecorded),
                 // The handler's panics are caught inside; this one was the inbox's.
@@ -473,10 +497,9 @@ impl<E: std::fmt::Display + Send + 'static> Completions<E> {
                 }
             }
         }
-        retry_at
     }
 
-    /// Gives up on the successes not recorded yet (the grace period is over):
+    /// Gives up on the outcomes not recorded yet (the grace period is over):
     /// their claims stay, and they run again after their lease.
     async fn abandon(&mut self, stopped: &mut Stopped) {
         self.recording.shutdown().await;
@@ -485,29 +508,40 @@ impl<E: std::fmt::Display + Send + 'static> Completions<E> {
         self.in_recording = 0;
     }
 
-    /// Counts a batch whose record has ended.
-    fn recorded(&mut self, stopped: &mut Stopped, recorded: Result<Batch<E>, tokio::task::JoinError>) {
+    /// Counts a batch whose record has ended: the earliest time a failure in
+    /// it is retried at.
+    fn recorded(
+        &mut self,
+        stopped: &mut Stopped,
+        recorded: Result<Batch<E>, tokio::task::JoinError>,
+    ) -> Option<OffsetDateTime> {
         let count = std::mem::take(&mut self.in_recording);
+        let mut retry_at: Option<OffsetDateTime> = None;
         match recorded {
-            Ok((spans, Ok(marked))) => {
-                for (span, marked) in spans.into_iter().zip(marked) {
-                    if marked {
-                        stopped.processed.count(Concluded::Handled);
-                        span.finish(Concluded::Handled.outcome());
+            Ok((batch, Ok(recorded))) => {
+                for (ending, recorded) in batch.into_iter().zip(recorded) {
+                    if recorded {
+                        let concluded = ending.concluded();
+                        stopped.processed.count(concluded);
+                        if let Concluded::Failed(at) = concluded {
+                            retry_at = Some(retry_at.map_or(at, |soonest| soonest.min(at)));
+                        }
+                        ending.span.finish(concluded.outcome());
                     } else {
+                        trace::lease_lost(&ending.message_id, ending.attempt);
                         stopped.processed.lost = stopped.processed.lost.saturating_add(1);
-                        span.finish("lease_lost");
+                        ending.span.finish("lease_lost");
                     }
                 }
             }
-            Ok((spans, Err(error))) => {
+            Ok((batch, Err(error))) => {
                 trace::inbox_failed("record", &error);
                 stopped.unrecorded = stopped.unrecorded.saturating_add(count);
-                for span in spans {
-                    span.finish("store_failed");
+                for ending in batch {
+                    ending.span.finish("store_failed");
                 }
             }
-            // The inbox's `mark_done_all` panicked.
+            // The inbox's `record_all` panicked.
             Err(error) => {
                 if let Ok(panic) = error.try_into_panic() {
                     trace::task_panicked(panic_message(&*panic));
@@ -515,6 +549,7 @@ impl<E: std::fmt::Display + Send + 'static> Completions<E> {
                 stopped.unrecorded = stopped.unrecorded.saturating_add(count);
             }
         }
+        retry_at
     }
 }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use voyado_webhooks::{
     AsyncEventHandler, Claim, Context, Envelope, EventType, Handled, IdempotencyStore, Inbox,
-    LoyaltyAddPoints, MemoryInbox, OffsetDateTime, ReceiveError, RetryPolicy, State, Webhook,
+    LoyaltyAddPoints, MemoryInbox, OffsetDateTime, Outcome, ReceiveError, RetryPolicy, State, Webhook,
 };
 
 use common::deliveries::{SECRET, accept, body, now};
@@ -209,30 +209,74 @@ async fn behaviour<I: Inbox + IdempotencyStore>(inbox: I) {
         .collect();
     ids.sort();
     assert_eq!(ids, [("msg_6", 1), ("msg_7", 1)]);
-    inbox
-        .mark_done_all(&[("msg_6", 1), ("msg_7", 2), ("msg_missing", 1)])
+    let done = |message_id, attempt| Outcome::Done { message_id, attempt };
+    let recorded = inbox
+        .record_all(&[done("msg_6", 1), done("msg_7", 2), done("msg_missing", 1)])
         .await
         .unwrap();
+    assert_eq!(recorded, [true, false, false]);
     assert_eq!(inbox.get("msg_6").await.unwrap().unwrap().state, State::Done);
     assert_eq!(
         inbox.get("msg_7").await.unwrap().unwrap().state,
         State::Processing,
         "another attempt's claim marks nothing"
     );
-    inbox.mark_done_all(&[("msg_7", 1)]).await.unwrap();
-    inbox.mark_done_all(&[]).await.unwrap();
+    assert_eq!(inbox.record_all(&[done("msg_7", 1)]).await.unwrap(), [true]);
+    assert!(inbox.record_all(&[]).await.unwrap().is_empty());
     assert_eq!(inbox.get("msg_7").await.unwrap().unwrap().state, State::Done);
+
+    // Failures in the same statement: one retried, one dead, one fenced out.
+    for id in ["msg_f1", "msg_f2", "msg_f3"] {
+        assert_eq!(accept(&webhook, &inbox, id, &body("c-f")).await, 200);
+    }
+    let claimed = inbox
+        .claim_due(10, Duration::from_secs(60), 3, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    let retry_at = OffsetDateTime::now_utc() + Duration::from_secs(600);
+    let failed = |message_id, attempt, retry_at| Outcome::Failed {
+        message_id,
+        attempt,
+        error: "it broke",
+        retry_at,
+    };
+    let recorded = inbox
+        .record_all(&[
+            failed("msg_f1", 1, Some(retry_at)),
+            failed("msg_f2", 1, None),
+            failed("msg_f3", 2, Some(retry_at)),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(recorded, [true, true, false]);
+    let f1 = inbox.get("msg_f1").await.unwrap().unwrap();
+    assert_eq!(
+        (f1.state, f1.last_error.as_deref()),
+        (State::Failed, Some("it broke"))
+    );
+    assert_eq!(f1.due_at.unix_timestamp(), retry_at.unix_timestamp());
+    let f2 = inbox.get("msg_f2").await.unwrap().unwrap();
+    assert_eq!(
+        (f2.state, f2.last_error.as_deref()),
+        (State::Dead, Some("it broke"))
+    );
+    assert_eq!(
+        inbox.get("msg_f3").await.unwrap().unwrap().state,
+        State::Processing
+    );
+    assert_eq!(inbox.record_all(&[done("msg_f3", 1)]).await.unwrap(), [true]);
 
     // Operations.
     let counts = inbox.counts().await.unwrap();
-    assert_eq!(counts.done, 5, "{counts:?}");
+    assert_eq!((counts.done, counts.failed, counts.dead), (6, 1, 2), "{counts:?}");
     assert_eq!(counts.oldest_due, None, "{counts:?}");
     assert_eq!(
         inbox
             .purge_done(OffsetDateTime::now_utc() + time::Duration::SECOND)
             .await
             .unwrap(),
-        5
+        6
     );
     assert_eq!(inbox.counts().await.unwrap().done, 0);
     assert!(inbox.get("msg_1").await.unwrap().is_none());

@@ -407,6 +407,134 @@ async fn timeouts_grace_and_lost_leases<I: Inbox + 'static>(inbox: Arc<I>) {
 
 /// Every check on one backend. `second` is another handle on the same inbox:
 /// the same one in one process, a separate pool on PostgreSQL.
+/// A real inbox, with a count of the calls that record outcomes.
+struct Counted<I> {
+    inbox: I,
+    one_at_a_time: AtomicUsize,
+    batches: AtomicUsize,
+    outcomes: AtomicUsize,
+}
+
+impl<I: Inbox> Inbox for Counted<I> {
+    type Error = I::Error;
+
+    async fn store(&self, delivery: &voyado_webhooks::Incoming<'_>) -> Result<bool, I::Error> {
+        self.inbox.store(delivery).await
+    }
+    async fn claim_due(
+        &self,
+        limit: usize,
+        lease: Duration,
+        max_attempts: u32,
+        now: OffsetDateTime,
+    ) -> Result<Vec<voyado_webhooks::Record>, I::Error> {
+        self.inbox.claim_due(limit, lease, max_attempts, now).await
+    }
+    async fn renew(&self, id: &str, attempt: u32, until: OffsetDateTime) -> Result<bool, I::Error> {
+        self.inbox.renew(id, attempt, until).await
+    }
+    async fn mark_done(&self, id: &str, attempt: u32) -> Result<bool, I::Error> {
+        self.one_at_a_time.fetch_add(1, Ordering::SeqCst);
+        self.inbox.mark_done(id, attempt).await
+    }
+    async fn mark_failed(
+        &self,
+        id: &str,
+        attempt: u32,
+        error: &str,
+        retry_at: Option<OffsetDateTime>,
+    ) -> Result<bool, I::Error> {
+        self.one_at_a_time.fetch_add(1, Ordering::SeqCst);
+        self.inbox.mark_failed(id, attempt, error, retry_at).await
+    }
+    async fn record_all(&self, outcomes: &[voyado_webhooks::Outcome<'_>]) -> Result<Vec<bool>, I::Error> {
+        self.batches.fetch_add(1, Ordering::SeqCst);
+        self.outcomes.fetch_add(outcomes.len(), Ordering::SeqCst);
+        self.inbox.record_all(outcomes).await
+    }
+    async fn get(&self, id: &str) -> Result<Option<voyado_webhooks::Record>, I::Error> {
+        self.inbox.get(id).await
+    }
+    async fn list(&self, state: State, limit: usize) -> Result<Vec<voyado_webhooks::Record>, I::Error> {
+        self.inbox.list(state, limit).await
+    }
+    async fn replay(&self, id: &str, now: OffsetDateTime) -> Result<bool, I::Error> {
+        self.inbox.replay(id, now).await
+    }
+    async fn erase_contact(&self, contact_id: &str) -> Result<u64, I::Error> {
+        self.inbox.erase_contact(contact_id).await
+    }
+    async fn counts(&self) -> Result<voyado_webhooks::Counts, I::Error> {
+        self.inbox.counts().await
+    }
+    async fn drop_bodies(&self, before: OffsetDateTime) -> Result<u64, I::Error> {
+        self.inbox.drop_bodies(before).await
+    }
+    async fn purge_done(&self, before: OffsetDateTime) -> Result<u64, I::Error> {
+        self.inbox.purge_done(before).await
+    }
+    fn doorbell(&self) -> Option<&voyado_webhooks::Doorbell> {
+        self.inbox.doorbell()
+    }
+}
+
+/// Successes and failures alike are recorded in batches, never one
+/// statement each: 150 deliveries handled and 50 that panic on each of their
+/// 3 attempts make 300 outcomes.
+async fn outcomes_are_recorded_in_batches<I: Inbox + 'static>(name: &str, inbox: I) {
+    let inbox = Arc::new(Counted {
+        inbox,
+        one_at_a_time: AtomicUsize::new(0),
+        batches: AtomicUsize::new(0),
+        outcomes: AtomicUsize::new(0),
+    });
+    let webhook = webhook(Duration::from_secs(30));
+    for i in 0..200 {
+        let contact = if i % 4 == 0 {
+            "poison".to_owned()
+        } else {
+            format!("c-{i}")
+        };
+        assert_eq!(
+            accept(&webhook, &*inbox, &format!("msg_batch_{i}"), &body(&contact)).await,
+            200
+        );
+    }
+    let before = inbox.counts().await.unwrap();
+    let worker = Worker::new(webhook.clone(), inbox.clone(), Arc::new(Probe::default())).concurrency(8);
+    let (stop, task) = spawn_worker(worker);
+    let inbox_ref = &*inbox;
+    assert!(
+        eventually(Duration::from_secs(60), || async move {
+            let counts = inbox_ref.counts().await.unwrap();
+            counts.done == before.done + 150 && counts.dead == before.dead + 50
+        })
+        .await
+    );
+    stop.send(()).unwrap();
+    let stopped = task.await.unwrap();
+    assert_eq!(
+        (
+            stopped.processed.handled,
+            stopped.processed.failed,
+            stopped.processed.dead
+        ),
+        (150, 100, 50),
+        "{stopped:?}"
+    );
+    let (batches, outcomes) = (
+        inbox.batches.load(Ordering::SeqCst),
+        inbox.outcomes.load(Ordering::SeqCst),
+    );
+    assert_eq!(inbox.one_at_a_time.load(Ordering::SeqCst), 0);
+    assert_eq!(outcomes, 300);
+    println!("{name}: 300 outcomes recorded in {batches} statements");
+    assert!(
+        batches < outcomes,
+        "{name}: {batches} statements for {outcomes} outcomes"
+    );
+}
+
 async fn suite<I: Inbox + 'static>(first: Arc<I>, second: Arc<I>) {
     panic_is_a_failed_attempt(&*first).await;
     dropped_attempts_count(&*first).await;
@@ -421,6 +549,7 @@ async fn suite<I: Inbox + 'static>(first: Arc<I>, second: Arc<I>) {
 async fn memory_inbox() {
     let inbox = Arc::new(MemoryInbox::new());
     suite(inbox.clone(), inbox).await;
+    outcomes_are_recorded_in_batches("memory", MemoryInbox::new()).await;
 }
 
 #[cfg(feature = "sqlite")]
@@ -429,6 +558,8 @@ async fn sqlite_inbox() {
     let url = common::sqlite_file("worker");
     let inbox = Arc::new(voyado_webhooks::SqliteInbox::connect(&url).await.unwrap());
     suite(inbox.clone(), inbox).await;
+    let batched = voyado_webhooks::SqliteInbox::connect(&common::sqlite_file("worker-batches")).await;
+    outcomes_are_recorded_in_batches("sqlite", batched.unwrap()).await;
 }
 
 /// Two handles with pools of their own, as two processes have: wake-ups go
@@ -441,6 +572,11 @@ async fn postgres_inbox() {
     let connect = || voyado_webhooks::PostgresInbox::connect(&url);
     let (first, second) = (connect().await.unwrap(), connect().await.unwrap());
     suite(Arc::new(first), Arc::new(second)).await;
+    let tables = voyado_webhooks::Tables::new("batch_deliveries", "batch_claims").unwrap();
+    let batched = voyado_webhooks::PostgresInbox::connect_with(&url, tables)
+        .await
+        .unwrap();
+    outcomes_are_recorded_in_batches("postgres", batched).await;
 }
 
 /// The server goes away under an idle worker and comes back: the worker

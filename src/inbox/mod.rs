@@ -155,6 +155,53 @@ impl Record {
     }
 }
 
+/// What to record of one attempt, for [`Inbox::record_all`].
+///
+/// ```
+/// use voyado_webhooks::Outcome;
+///
+/// let done = Outcome::Done { message_id: "msg_1", attempt: 1 };
+/// let failed = Outcome::Failed { message_id: "msg_2", attempt: 3, error: "timeout", retry_at: None };
+/// assert_eq!((done.message_id(), failed.attempt()), ("msg_1", 3));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome<'a> {
+    /// Handled: marked done.
+    Done {
+        /// The delivery's message id.
+        message_id: &'a str,
+        /// The attempt its claim was taken as.
+        attempt: u32,
+    },
+    /// Failed with `error`: retried at `retry_at`, or dead if that is `None`.
+    Failed {
+        /// The delivery's message id.
+        message_id: &'a str,
+        /// The attempt its claim was taken as.
+        attempt: u32,
+        /// What went wrong, as kept in `last_error`.
+        error: &'a str,
+        /// When it is retried; `None` makes it dead.
+        retry_at: Option<OffsetDateTime>,
+    },
+}
+
+impl<'a> Outcome<'a> {
+    /// The delivery's message id.
+    pub fn message_id(&self) -> &'a str {
+        match *self {
+            Outcome::Done { message_id, .. } | Outcome::Failed { message_id, .. } => message_id,
+        }
+    }
+
+    /// The attempt the outcome is fenced by.
+    pub fn attempt(&self) -> u32 {
+        match *self {
+            Outcome::Done { attempt, .. } | Outcome::Failed { attempt, .. } => attempt,
+        }
+    }
+}
+
 /// How many deliveries are in each state, and how long the oldest have waited:
 /// what to alert on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -262,20 +309,29 @@ pub trait Inbox: Send + Sync {
         attempt: u32,
     ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
 
-    /// Marks each delivery claimed as attempt `attempt` in `claims` done, as
-    /// [`mark_done`](Self::mark_done) does one at a time, in one statement
-    /// where the backend allows: for each claim, in order, whether it was
-    /// still held and is marked. The default calls `mark_done` for each.
-    fn mark_done_all(
+    /// Records each attempt's outcome in `outcomes`, as
+    /// [`mark_done`](Self::mark_done) and [`mark_failed`](Self::mark_failed)
+    /// do one at a time, in one statement where the backend allows: for each,
+    /// in order, whether its claim was still held and it is recorded. The
+    /// default calls those two for each.
+    fn record_all(
         &self,
-        claims: &[(&str, u32)],
+        outcomes: &[Outcome<'_>],
     ) -> impl Future<Output = Result<Vec<bool>, Self::Error>> + Send {
         async move {
-            let mut marked = Vec::with_capacity(claims.len());
-            for (message_id, attempt) in claims {
-                marked.push(self.mark_done(message_id, *attempt).await?);
+            let mut recorded = Vec::with_capacity(outcomes.len());
+            for outcome in outcomes {
+                recorded.push(match *outcome {
+                    Outcome::Done { message_id, attempt } => self.mark_done(message_id, attempt).await?,
+                    Outcome::Failed {
+                        message_id,
+                        attempt,
+                        error,
+                        retry_at,
+                    } => self.mark_failed(message_id, attempt, error, retry_at).await?,
+                });
             }
-            Ok(marked)
+            Ok(recorded)
         }
     }
 

@@ -162,7 +162,7 @@ pub(crate) struct Statements {
     pub(crate) claim_due: String,
     pub(crate) renew: String,
     pub(crate) mark_done: String,
-    pub(crate) mark_done_all: String,
+    pub(crate) record_all: String,
     /// What begins a handler's transaction.
     pub(crate) begin: &'static str,
     /// `mark_done` in a handler's transaction, also refused if a newer state
@@ -321,24 +321,28 @@ impl Statements {
                 a(1),
                 a(2)
             ),
-            // `$1` is a JSON array of `[message_id, attempt]` pairs: one
-            // parameter, bound alike in both dialects.
-            mark_done_all: match dialect {
+            // `$1` is a JSON array of `[message_id, attempt, state, error,
+            // due_at]`: one parameter, bound alike in both dialects. A done
+            // one's error is null and its due time kept.
+            record_all: match dialect {
                 #[cfg(feature = "sqlite")]
                 Dialect::Sqlite => format!(
-                    "UPDATE {d} SET state = 'done', last_error = NULL WHERE state = 'processing' \
-                     AND (message_id, attempts) IN \
-                     (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each({})) \
-                     RETURNING message_id",
+                    "UPDATE {d} SET state = o.state, last_error = o.error, due_at = COALESCE(o.due, {d}.due_at) \
+                     FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS attempt, \
+                     json_extract(value, '$[2]') AS state, json_extract(value, '$[3]') AS error, \
+                     json_extract(value, '$[4]') AS due FROM json_each({})) AS o \
+                     WHERE {d}.state = 'processing' AND {d}.message_id = o.id AND {d}.attempts = o.attempt \
+                     RETURNING {d}.message_id, {d}.attempts",
                     a(1)
                 ),
                 #[cfg(feature = "postgres")]
                 Dialect::Postgres => format!(
-                    "UPDATE {d} SET state = 'done', last_error = NULL \
-                     FROM (SELECT value ->> 0 AS id, (value ->> 1)::bigint AS attempt \
-                     FROM jsonb_array_elements({}::jsonb)) AS claim \
-                     WHERE {d}.state = 'processing' AND {d}.message_id = claim.id \
-                     AND {d}.attempts = claim.attempt RETURNING {d}.message_id",
+                    "UPDATE {d} SET state = o.state, last_error = o.error, due_at = COALESCE(o.due, {d}.due_at) \
+                     FROM (SELECT value ->> 0 AS id, (value ->> 1)::bigint AS attempt, value ->> 2 AS state, \
+                     value ->> 3 AS error, (value ->> 4)::bigint AS due \
+                     FROM jsonb_array_elements({}::jsonb)) AS o \
+                     WHERE {d}.state = 'processing' AND {d}.message_id = o.id AND {d}.attempts = o.attempt \
+                     RETURNING {d}.message_id, {d}.attempts",
                     a(1)
                 ),
             },
@@ -591,19 +595,62 @@ macro_rules! sql_inbox {
                 Ok(marked.rows_affected() == 1)
             }
 
-            async fn mark_done_all(&self, claims: &[(&str, u32)]) -> Result<Vec<bool>, sqlx::Error> {
+            async fn record_all(
+                &self,
+                outcomes: &[$crate::inbox::Outcome<'_>],
+            ) -> Result<Vec<bool>, sqlx::Error> {
                 use sqlx::Row as _;
-                let json =
-                    serde_json::to_string(claims).map_err(|error| sqlx::Error::Encode(error.into()))?;
-                let rows = sqlx::query(&self.sql.mark_done_all)
+                use $crate::inbox::sql::millis;
+                use $crate::inbox::{Outcome, State};
+                let now = millis(time::OffsetDateTime::now_utc());
+                let rows: Vec<(&str, u32, &str, Option<&str>, Option<i64>)> = outcomes
+                    .iter()
+                    .map(|outcome| match *outcome {
+                        Outcome::Done {
+                            message_id,
+                            attempt,
+                        } => (message_id, attempt, State::Done.as_str(), None, None),
+                        Outcome::Failed {
+                            message_id,
+                            attempt,
+                            error,
+                            retry_at: Some(at),
+                        } => (
+                            message_id,
+                            attempt,
+                            State::Failed.as_str(),
+                            Some(error),
+                            Some(millis(at)),
+                        ),
+                        Outcome::Failed {
+                            message_id,
+                            attempt,
+                            error,
+                            retry_at: None,
+                        } => (
+                            message_id,
+                            attempt,
+                            State::Dead.as_str(),
+                            Some(error),
+                            Some(now),
+                        ),
+                    })
+                    .collect();
+                let json = serde_json::to_string(&rows).map_err(|error| sqlx::Error::Encode(error.into()))?;
+                let recorded = sqlx::query(&self.sql.record_all)
                     .bind(json)
                     .fetch_all(&self.pool)
-                    .await?;
-                let marked = rows
+                    .await?
                     .iter()
-                    .map(|row| row.try_get::<String, _>("message_id"))
-                    .collect::<Result<std::collections::HashSet<String>, sqlx::Error>>()?;
-                Ok(claims.iter().map(|(id, _)| marked.contains(*id)).collect())
+                    .map(|row| {
+                        let attempt = u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX);
+                        Ok((row.try_get::<String, _>("message_id")?, attempt))
+                    })
+                    .collect::<Result<std::collections::HashSet<(String, u32)>, sqlx::Error>>()?;
+                Ok(outcomes
+                    .iter()
+                    .map(|outcome| recorded.contains(&(outcome.message_id().to_owned(), outcome.attempt())))
+                    .collect())
             }
 
             async fn mark_failed(
