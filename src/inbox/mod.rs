@@ -15,6 +15,8 @@ use time::OffsetDateTime;
 #[cfg(feature = "worker")]
 use crate::wake::Doorbell;
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod group;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;

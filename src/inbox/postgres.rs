@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
+use super::group::Group;
 use super::sql::{Dialect, Statements, Tables, sql_inbox};
 
 /// An [`Inbox`](crate::Inbox) in PostgreSQL, for several receiver instances
@@ -33,20 +34,22 @@ use super::sql::{Dialect, Statements, Tables, sql_inbox};
 #[derive(Debug, Clone)]
 pub struct PostgresInbox {
     pool: PgPool,
-    sql: Statements,
+    sql: Arc<Statements>,
+    group: Arc<Group>,
     notifier: Arc<Notifier>,
     #[cfg(feature = "worker")]
     doorbell: Arc<crate::wake::Doorbell>,
 }
 
 impl PostgresInbox {
-    fn assemble(pool: PgPool, sql: Statements, tables: &Tables) -> Self {
+    fn assemble(pool: PgPool, sql: Arc<Statements>, tables: &Tables) -> Self {
         PostgresInbox {
             notifier: Arc::new(Notifier::new(tables)),
             #[cfg(feature = "worker")]
             doorbell: Arc::new(doorbell(&pool, tables)),
             pool,
             sql,
+            group: Arc::default(),
         }
     }
 

@@ -441,7 +441,7 @@ macro_rules! sql_inbox {
             /// An inbox on a pool of your own, whose tables exist (see
             /// [`migrate`](Self::migrate) and the schema function beside it).
             pub fn from_pool(pool: $pool, tables: &$crate::inbox::sql::Tables) -> Self {
-                let sql = $crate::inbox::sql::Statements::new($dialect, tables);
+                let sql = std::sync::Arc::new($crate::inbox::sql::Statements::new($dialect, tables));
                 Self::assemble(pool, sql, tables)
             }
 
@@ -481,6 +481,65 @@ macro_rules! sql_inbox {
             }
         }
 
+        /// The group commit's writer: commits what waits, a batch at a time,
+        /// until nothing does.
+        async fn write_batches(
+            pool: $pool,
+            sql: std::sync::Arc<$crate::inbox::sql::Statements>,
+            writer: $crate::inbox::group::Writer,
+        ) {
+            while let Some(batch) = writer.next_batch() {
+                let stored = insert_all(&pool, &sql.store, &batch).await;
+                $crate::inbox::group::reply(batch, stored);
+            }
+        }
+
+        /// Inserts `batch`'s rows in one transaction (one alone as it is):
+        /// whether each was stored now.
+        async fn insert_all(
+            pool: &$pool,
+            store: &str,
+            batch: &[$crate::inbox::group::Job],
+        ) -> Result<Vec<bool>, sqlx::Error> {
+            if let [job] = batch {
+                return Ok(vec![
+                    insert(store, &job.row)
+                        .fetch_optional(pool)
+                        .await?
+                        .is_some(),
+                ]);
+            }
+            let mut tx = pool.begin().await?;
+            let mut stored = Vec::with_capacity(batch.len());
+            for job in batch {
+                stored.push(
+                    insert(store, &job.row)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .is_some(),
+                );
+            }
+            tx.commit().await?;
+            Ok(stored)
+        }
+
+        fn insert<'q>(
+            store: &'q str,
+            row: &'q $crate::inbox::group::Row,
+        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
+            sqlx::query(store)
+                .bind(&row.message_id)
+                .bind(row.timestamp)
+                .bind(row.received_at)
+                .bind(&row.body)
+                .bind(row.state)
+                .bind(row.error.as_deref())
+                .bind(row.received_at)
+                .bind(row.created_at)
+                .bind(row.contact_id.as_deref())
+                .bind(row.entity.as_deref())
+        }
+
         fn record(row: &$row) -> Result<$crate::inbox::Record, sqlx::Error> {
             use sqlx::Row as _;
             let state: String = row.try_get("state")?;
@@ -504,25 +563,17 @@ macro_rules! sql_inbox {
             type Error = sqlx::Error;
 
             async fn store(&self, delivery: &$crate::inbox::Incoming<'_>) -> Result<bool, sqlx::Error> {
-                use $crate::inbox::sql::millis;
-                let state = match delivery.error {
-                    Some(_) => $crate::inbox::State::Failed,
-                    None => $crate::inbox::State::Pending,
-                };
-                let stored = sqlx::query(&self.sql.store)
-                    .bind(delivery.message_id)
-                    .bind(delivery.timestamp.unix_timestamp())
-                    .bind(millis(delivery.received_at))
-                    .bind(delivery.body)
-                    .bind(state.as_str())
-                    .bind(delivery.error.as_deref())
-                    .bind(millis(delivery.received_at))
-                    .bind(delivery.created_at().map(millis))
-                    .bind(delivery.contact_id)
-                    .bind(delivery.lane().map(|(_, entity)| entity))
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .is_some();
+                let (answer, start) = self.group.push(delivery);
+                if start {
+                    let writer = write_batches(self.pool.clone(), self.sql.clone(), self.group.writer());
+                    match tokio::runtime::Handle::try_current() {
+                        Ok(runtime) => drop(runtime.spawn(writer)),
+                        // sqlx needs a runtime: without one the store fails
+                        // in the writer, run here.
+                        Err(_) => writer.await,
+                    }
+                }
+                let stored = answer.stored().await?;
                 if stored {
                     self.stored().await;
                 }

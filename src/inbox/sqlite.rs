@@ -1,12 +1,14 @@
 //! [`SqliteInbox`]: the inbox in a SQLite file (feature `sqlite`).
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use super::group::Group;
 use super::sql::{Dialect, Statements, Tables, sql_inbox};
 
 /// An [`Inbox`](crate::Inbox) in a SQLite database: a file, no server. The
@@ -29,18 +31,20 @@ use super::sql::{Dialect, Statements, Tables, sql_inbox};
 #[derive(Debug, Clone)]
 pub struct SqliteInbox {
     pool: SqlitePool,
-    sql: Statements,
+    sql: Arc<Statements>,
+    group: Arc<Group>,
     #[cfg(feature = "worker")]
-    doorbell: std::sync::Arc<crate::wake::Doorbell>,
+    doorbell: Arc<crate::wake::Doorbell>,
 }
 
 impl SqliteInbox {
-    fn assemble(pool: SqlitePool, sql: Statements, _: &Tables) -> Self {
+    fn assemble(pool: SqlitePool, sql: Arc<Statements>, _: &Tables) -> Self {
         SqliteInbox {
             pool,
             sql,
+            group: Arc::default(),
             #[cfg(feature = "worker")]
-            doorbell: std::sync::Arc::default(),
+            doorbell: Arc::default(),
         }
     }
 
