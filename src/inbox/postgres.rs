@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-use super::group::Group;
+use super::group::{Group, Job};
 use super::sql::{Dialect, Statements, Tables, sql_inbox};
 
 /// An [`Inbox`](crate::Inbox) in PostgreSQL, for several receiver instances
@@ -13,14 +13,13 @@ use super::sql::{Dialect, Statements, Tables, sql_inbox};
 /// `FOR UPDATE SKIP LOCKED`, so they never wait on each other's rows.
 ///
 /// A delivery [`Webhook::accept`](crate::Webhook::accept) answered 200 is
-/// committed (at the server's own `synchronous_commit`, on by default). Once
-/// one is stored or replayed, a `NOTIFY` on a channel named after the
-/// deliveries table follows, which the workers of every process `LISTEN` on
-/// (feature `worker`): after the store's commit, in a transaction of its own
-/// committed without waiting for the disk, and at most one at a time from each
-/// inbox handle, with deliveries stored meanwhile covered by one more. So
-/// notifying never holds back the commits of concurrent stores (PostgreSQL
-/// serializes the commits of notifying transactions).
+/// committed (at the server's own `synchronous_commit`, on by default).
+/// Concurrent stores share a commit: the deliveries that arrived while the
+/// last one ran go in one `INSERT` from arrays, which also sends the `NOTIFY`
+/// on a channel named after the deliveries table that the workers of every
+/// process `LISTEN` on (feature `worker`). A replay notifies after its commit,
+/// in a transaction of its own committed without waiting for the disk, at most
+/// one at a time from each inbox handle.
 ///
 /// ```
 /// use voyado_webhooks::{Inbox, PostgresInbox};
@@ -56,15 +55,51 @@ impl PostgresInbox {
     /// Wakes the workers of this process (feature `worker`) and, by `NOTIFY`,
     /// those of every other.
     async fn stored(&self) {
+        self.stored_by_writer();
+        self.notifier.notify(&self.pool).await;
+    }
+
+    /// Wakes the workers of this process: the batch's statement notified the
+    /// others.
+    fn stored_by_writer(&self) {
         #[cfg(feature = "worker")]
         self.doorbell.ring();
-        self.notifier.notify(&self.pool).await;
     }
 }
 
-/// Sends the `NOTIFY` that follows stores, one at a time: a store while one is
-/// under way asks for one more after it, so every store is followed by a
-/// notification sent after its commit, and a burst of stores costs two.
+/// Inserts a group commit's `batch` in one statement, its rows as arrays,
+/// and notifies the workers of every process in the same commit: whether each
+/// was stored now (of two with one id, the first).
+async fn insert_all(pool: &PgPool, sql: &Statements, batch: &[Job]) -> Result<Vec<bool>, sqlx::Error> {
+    use sqlx::Row as _;
+    fn column<'a, T>(batch: &'a [Job], of: impl Fn(&'a super::group::Row) -> T) -> Vec<T> {
+        batch.iter().map(|job| of(&job.row)).collect()
+    }
+    let rows = sqlx::query(&sql.store_all)
+        .bind(column(batch, |row| row.message_id.as_str()))
+        .bind(column(batch, |row| row.timestamp))
+        .bind(column(batch, |row| row.received_at))
+        .bind(column(batch, |row| row.body.as_slice()))
+        .bind(column(batch, |row| row.state))
+        .bind(column(batch, |row| row.error.as_deref()))
+        .bind(column(batch, |row| row.created_at))
+        .bind(column(batch, |row| row.contact_id.as_deref()))
+        .bind(column(batch, |row| row.entity.as_deref()))
+        .fetch_all(pool)
+        .await?;
+    let mut stored = rows
+        .iter()
+        .map(|row| row.try_get::<String, _>("message_id"))
+        .collect::<Result<std::collections::HashSet<String>, sqlx::Error>>()?;
+    Ok(batch
+        .iter()
+        .map(|job| stored.remove(&job.row.message_id))
+        .collect())
+}
+
+/// Sends the `NOTIFY` that follows replays, one at a time: a replay while one
+/// is under way asks for one more after it, so every replay is followed by a
+/// notification sent after its commit, and a burst of them costs two.
 #[derive(Debug)]
 struct Notifier {
     /// `SET LOCAL synchronous_commit = off; SELECT pg_notify(…)`: one
@@ -77,12 +112,12 @@ struct Notifier {
 struct Notifying {
     /// A notification is under way.
     sending: bool,
-    /// A store committed since it started: one more is due.
+    /// A replay committed since it started: one more is due.
     again: bool,
 }
 
 /// Clears `sending` if the future sending is dropped mid-way, so that the
-/// next store sends.
+/// next replay sends.
 struct Sending<'a>(&'a Mutex<Notifying>);
 
 impl Drop for Sending<'_> {

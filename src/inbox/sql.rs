@@ -67,6 +67,7 @@ fn arg(n: usize) -> String {
 }
 
 /// Placeholders `1..=count`, comma-separated.
+#[cfg(feature = "sqlite")]
 fn args(count: usize) -> String {
     (1..=count).map(arg).collect::<Vec<_>>().join(", ")
 }
@@ -158,7 +159,13 @@ pub(crate) struct Statements {
     pub(crate) drop_bodies: String,
     /// Taken first in `migrate`'s transaction, where the database needs it.
     pub(crate) migration_lock: Option<String>,
+    /// On SQLite, one row of a group commit's batch.
+    #[cfg(feature = "sqlite")]
     pub(crate) store: String,
+    /// On PostgreSQL, a group commit's batch in one statement, from arrays,
+    /// with the `NOTIFY` that wakes the workers.
+    #[cfg(feature = "postgres")]
+    pub(crate) store_all: String,
     pub(crate) claim_due: String,
     pub(crate) renew: String,
     pub(crate) mark_done: String,
@@ -257,7 +264,19 @@ impl Statements {
                 a(1),
                 a(2)
             ),
+            #[cfg(feature = "postgres")]
+            store_all: format!(
+                "WITH stored AS (INSERT INTO {d} (message_id, timestamp, received_at, body, state, attempts, \
+                 last_error, due_at, created_at, contact_id, entity) \
+                 SELECT id, ts, received, body, state, 0, error, received, created, contact, entity \
+                 FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bytea[], $5::text[], $6::text[], \
+                 $7::bigint[], $8::text[], $9::text[]) \
+                 AS r (id, ts, received, body, state, error, created, contact, entity) \
+                 ON CONFLICT (message_id) DO NOTHING RETURNING message_id) \
+                 SELECT message_id, pg_notify('{d}', '') IS NULL AS notified FROM stored"
+            ),
             // A row when the delivery was stored (or, below, replayed).
+            #[cfg(feature = "sqlite")]
             store: format!(
                 "INSERT INTO {d} (message_id, timestamp, received_at, body, state, attempts, last_error, due_at, \
                  created_at, contact_id, entity) \
@@ -430,8 +449,10 @@ pub(crate) fn limit(n: usize) -> i64 {
 }
 
 /// Implements `Inbox` and `IdempotencyStore` for `$inbox` (with fields `pool:
-/// $pool` and `sql: Statements`, built by its `assemble(pool, sql, &tables)`,
-/// and a `stored()` to run after a delivery is stored or replayed, and, with
+/// $pool`, `sql: Arc<Statements>` and `group: Arc<Group>`, built by its
+/// `assemble(pool, sql, &tables)`, a `stored()` to run after a delivery is
+/// replayed and a `stored_by_writer()` after one is stored, an
+/// `insert_all(pool, sql, batch)` beside it that commits a group's batch, and, with
 /// feature `worker`, a `doorbell: Arc<Doorbell>` field) on the sqlx database
 /// `$db` and its row type `$row`, `TransactionalInbox`, and its `from_pool`,
 /// `migrate` and `pool`.
@@ -489,55 +510,10 @@ macro_rules! sql_inbox {
             writer: $crate::inbox::group::Writer,
         ) {
             while let Some(batch) = writer.next_batch() {
-                let stored = insert_all(&pool, &sql.store, &batch).await;
+                // Each database's own, beside its inbox.
+                let stored = insert_all(&pool, &sql, &batch).await;
                 $crate::inbox::group::reply(batch, stored);
             }
-        }
-
-        /// Inserts `batch`'s rows in one transaction (one alone as it is):
-        /// whether each was stored now.
-        async fn insert_all(
-            pool: &$pool,
-            store: &str,
-            batch: &[$crate::inbox::group::Job],
-        ) -> Result<Vec<bool>, sqlx::Error> {
-            if let [job] = batch {
-                return Ok(vec![
-                    insert(store, &job.row)
-                        .fetch_optional(pool)
-                        .await?
-                        .is_some(),
-                ]);
-            }
-            let mut tx = pool.begin().await?;
-            let mut stored = Vec::with_capacity(batch.len());
-            for job in batch {
-                stored.push(
-                    insert(store, &job.row)
-                        .fetch_optional(&mut *tx)
-                        .await?
-                        .is_some(),
-                );
-            }
-            tx.commit().await?;
-            Ok(stored)
-        }
-
-        fn insert<'q>(
-            store: &'q str,
-            row: &'q $crate::inbox::group::Row,
-        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
-            sqlx::query(store)
-                .bind(&row.message_id)
-                .bind(row.timestamp)
-                .bind(row.received_at)
-                .bind(&row.body)
-                .bind(row.state)
-                .bind(row.error.as_deref())
-                .bind(row.received_at)
-                .bind(row.created_at)
-                .bind(row.contact_id.as_deref())
-                .bind(row.entity.as_deref())
         }
 
         fn record(row: &$row) -> Result<$crate::inbox::Record, sqlx::Error> {
@@ -575,7 +551,7 @@ macro_rules! sql_inbox {
                 }
                 let stored = answer.stored().await?;
                 if stored {
-                    self.stored().await;
+                    self.stored_by_writer();
                 }
                 Ok(stored)
             }

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
 
-use super::group::Group;
+use super::group::{Group, Job, Row};
 use super::sql::{Dialect, Statements, Tables, sql_inbox};
 
 /// An [`Inbox`](crate::Inbox) in a SQLite database: a file, no server. The
@@ -51,9 +52,48 @@ impl SqliteInbox {
     /// Wakes the workers on this inbox (feature `worker`): one file, one
     /// process, so this process's are all there are.
     async fn stored(&self) {
+        self.stored_by_writer();
+    }
+
+    fn stored_by_writer(&self) {
         #[cfg(feature = "worker")]
         self.doorbell.ring();
     }
+}
+
+/// Inserts a group commit's `batch` in one transaction (one alone as it is),
+/// a statement a row, in process: whether each was stored now.
+async fn insert_all(pool: &SqlitePool, sql: &Statements, batch: &[Job]) -> Result<Vec<bool>, sqlx::Error> {
+    fn insert<'q>(store: &'q str, row: &'q Row) -> sqlx::query::Query<'q, sqlx::Sqlite, SqliteArguments<'q>> {
+        sqlx::query(store)
+            .bind(row.message_id.as_str())
+            .bind(row.timestamp)
+            .bind(row.received_at)
+            .bind(row.body.as_slice())
+            .bind(row.state)
+            .bind(row.error.as_deref())
+            .bind(row.received_at)
+            .bind(row.created_at)
+            .bind(row.contact_id.as_deref())
+            .bind(row.entity.as_deref())
+    }
+    if let [job] = batch {
+        return Ok(vec![
+            insert(&sql.store, &job.row).fetch_optional(pool).await?.is_some(),
+        ]);
+    }
+    let mut tx = pool.begin().await?;
+    let mut stored = Vec::with_capacity(batch.len());
+    for job in batch {
+        stored.push(
+            insert(&sql.store, &job.row)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some(),
+        );
+    }
+    tx.commit().await?;
+    Ok(stored)
 }
 
 /// The schema of an inbox in SQLite: what [`SqliteInbox::connect`] creates if
