@@ -10,8 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::oneshot;
 
-use super::Incoming;
-use super::sql::millis;
+use super::{Incoming, millis};
 
 /// The most deliveries one commit takes: more wait for the next.
 const MAX_BATCH: usize = 512;

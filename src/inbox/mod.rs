@@ -481,6 +481,12 @@ pub(crate) fn age(at: OffsetDateTime, now: OffsetDateTime) -> Option<Duration> {
     u64::try_from(nanos).ok().map(Duration::from_nanos)
 }
 
+/// A time as the SQL inboxes store it: Unix milliseconds.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn millis(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
 /// `time` + a std `Duration`, saturating at the end of time.
 pub(crate) fn later(at: OffsetDateTime, by: Duration) -> OffsetDateTime {
     at.checked_add(time::Duration::try_from(by).unwrap_or(time::Duration::MAX))
