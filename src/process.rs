@@ -171,6 +171,12 @@ impl Webhook {
     /// outcome is made dead when it comes due again
     /// ([`NO_OUTCOME`](crate::NO_OUTCOME)).
     ///
+    /// `handler` is an [`AsyncEventHandler`], whose success is then marked
+    /// done in a statement of its own, or, on a SQL inbox,
+    /// [`InTransaction`](crate::InTransaction) around a
+    /// [`TransactionalHandler`](crate::TransactionalHandler), whose writes and
+    /// the mark commit together.
+    ///
     /// This is one batch, run by whoever calls it; a [`Worker`](crate::Worker)
     /// (feature `worker`) runs them for you, with concurrency, wake-ups, lease
     /// renewal and a handler timeout. Several callers may share one inbox: a

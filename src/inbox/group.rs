@@ -93,7 +93,10 @@ impl Group {
     /// The writer's hold on the group: what it takes batches through, and
     /// what fails the stores left waiting if the writer ends abnormally.
     pub(crate) fn writer(self: &Arc<Self>) -> Writer {
-        Writer(self.clone())
+        Writer {
+            group: self.clone(),
+            stopped: false,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
@@ -102,16 +105,22 @@ impl Group {
 }
 
 /// A running writer's hold on its [`Group`].
-pub(crate) struct Writer(Arc<Group>);
+pub(crate) struct Writer {
+    group: Arc<Group>,
+    /// It found nothing waiting and stopped: the next store starts another,
+    /// whose queue this one's drop must leave alone.
+    stopped: bool,
+}
 
 impl Writer {
     /// The next batch, in message id order (so that concurrent commits from
     /// two inbox handles take their rows' locks in one order, and never
     /// deadlock); `None` once nothing waits, when the writer stops.
-    pub(crate) fn next_batch(&self) -> Option<Vec<Job>> {
-        let mut queue = self.0.lock();
+    pub(crate) fn next_batch(&mut self) -> Option<Vec<Job>> {
+        let mut queue = self.group.lock();
         if queue.waiting.is_empty() {
             queue.writing = false;
+            self.stopped = true;
             return None;
         }
         let taken = queue.waiting.len().min(MAX_BATCH);
@@ -128,8 +137,8 @@ impl Writer {
 /// lets the next store start another.
 impl Drop for Writer {
     fn drop(&mut self) {
-        let mut queue = self.0.lock();
-        if queue.writing {
+        if !self.stopped {
+            let mut queue = self.group.lock();
             queue.writing = false;
             queue.waiting.clear();
         }

@@ -505,7 +505,7 @@ macro_rules! sql_inbox {
         async fn write_batches(
             pool: $pool,
             sql: std::sync::Arc<$crate::inbox::sql::Statements>,
-            writer: $crate::inbox::group::Writer,
+            mut writer: $crate::inbox::group::Writer,
         ) {
             while let Some(batch) = writer.next_batch() {
                 // Each database's own, beside its inbox.
