@@ -377,6 +377,20 @@ fn main() {
         &fixture("contact.created-unknown.json"),
         r,
     );
+    // Strings as real deliveries carry them: UUIDs, and free texts of 200
+    // characters (one with a JSON escape), which the bundled fixtures keep short.
+    let long = |text: &str| text.repeat(200 / text.len() + 1)[..200].to_owned();
+    let long_points = String::from_utf8(fixture("loyalty.addPoints.json"))
+        .unwrap()
+        .replace("Birthday bonus", &long("Birthday bonus, "))
+        .replace("Anna Lindqvist", &long("Anna Lindqvist \\u00e5 "))
+        .replace("\"Birthday\"", &format!("\"{}\"", long("A birthday in May. ")));
+    parse_group::<Strict<StrictLoyaltyAddPoints>>(
+        &mut c,
+        "long-strings.loyalty.addPoints",
+        long_points.as_bytes(),
+        r,
+    );
     parse_group::<Strict<StrictPointBalanceUpdated>>(
         &mut c,
         "payload-first.point.balance.updated",
