@@ -274,7 +274,7 @@ where
         let mut next_poll = Instant::now();
         loop {
             done.flush(&self.inbox);
-            // Successes not yet recorded still hold their claims: at most
+            // Outcomes not yet recorded still hold their claims: at most
             // another `concurrency` of them.
             let free = match done.unrecorded() < max_in_flight {
                 true => max_in_flight.saturating_sub(tasks.len()),

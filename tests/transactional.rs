@@ -448,3 +448,44 @@ async fn postgres_exactly_once_with_two_workers() {
     first.create_effects().await;
     exactly_once_with_two_workers(first, second, 10_000, true).await;
 }
+
+/// The server goes away while a transactional handler has written and waits:
+/// whether its commit fails or its lease lapses first, none of its write
+/// stays, and once the server is back the retry applies it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_mid_transaction_applies_once() {
+    let cluster = common::postgres::Cluster::start();
+    let inbox = Arc::new(PostgresInbox::connect(&cluster.url()).await.unwrap());
+    inbox.create_effects().await;
+    let webhook = Arc::new(webhook(Duration::from_secs(1)));
+    assert_eq!(accept(&webhook, &*inbox, "msg_outage", &body("c-5")).await, 200);
+    let handler = Arc::new(InTransaction(Effects::new(|_, attempt| match attempt {
+        1 => Fault::Hang,
+        _ => Fault::None,
+    })));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker =
+        Worker::new(webhook, inbox.clone(), handler.clone()).poll_interval(Duration::from_millis(100));
+    let task = tokio::spawn(worker.run_until(async {
+        let _ = stopped.await;
+    }));
+    handler.0.written.notified().await;
+    cluster.stop();
+    handler.0.release.notify_one();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.start_again();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while inbox.get("msg_outage").await.ok().flatten().map(|r| r.state) != Some(State::Done) {
+        assert!(Instant::now() < deadline, "not done after the outage");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.send(()).unwrap();
+    let stopped = task.await.unwrap().unwrap();
+    assert_eq!(stopped.processed.handled, 1, "{stopped:?}");
+    let effects = inbox.effects().await;
+    assert_eq!(effects.len(), 1, "{effects:?}");
+    assert!(
+        effects[0].1 >= 2,
+        "the first attempt's write is gone: {effects:?}"
+    );
+}

@@ -408,7 +408,7 @@ pub trait Inbox: Send + Sync {
 ///
 /// [`begin`](Self::begin) opens a transaction for the handler's writes;
 /// [`commit_done`](Self::commit_done) marks the delivery done in it, fenced by
-/// the attempt, and commits handler's writes and mark together, or rolls both
+/// the attempt, and commits the handler's writes and the mark together, or rolls both
 /// back. So a committed effect is never applied again, and an attempt whose
 /// claim was lost leaves nothing behind.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]

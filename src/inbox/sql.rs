@@ -200,6 +200,17 @@ fn newest_done_after(d: &str, entity: &str) -> String {
     )
 }
 
+/// Whether the row of `{d}` being updated or deleted has a newer done state of
+/// its entity, or its contact's newer done deletion: what `claim_due` finds
+/// with [`newest_done_after`], as a condition.
+fn superseded(d: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM {d} AS n WHERE n.contact_id = {d}.contact_id \
+         AND n.entity IN ({d}.entity, '{DELETION}') AND n.state = 'done' \
+         AND (n.created_at, n.message_id) > ({d}.created_at, {d}.message_id))"
+    )
+}
+
 /// What claims are ordered by: when Svix created the message, or when it was
 /// received where its id does not say.
 const CLAIM_ORDER: &str = "COALESCE(created_at, received_at), message_id";
@@ -374,11 +385,10 @@ impl Statements {
             mark_done_in: format!(
                 "UPDATE {d} SET state = 'done', last_error = NULL \
                  WHERE message_id = {} AND state = 'processing' AND attempts = {} \
-                 AND (entity IS NULL OR NOT EXISTS (SELECT 1 FROM {d} AS n \
-                 WHERE n.contact_id = {d}.contact_id AND n.entity IN ({d}.entity, '{DELETION}') \
-                 AND n.state = 'done' AND (n.created_at, n.message_id) > ({d}.created_at, {d}.message_id)))",
+                 AND (entity IS NULL OR NOT {superseded})",
                 a(1),
-                a(2)
+                a(2),
+                superseded = superseded(d),
             ),
             mark_failed: format!(
                 "UPDATE {d} SET state = {}, last_error = {}, due_at = {} \
@@ -410,10 +420,9 @@ impl Statements {
             // older one.
             purge_deliveries: format!(
                 "DELETE FROM {d} WHERE state IN ('done', 'superseded') AND received_at < {} \
-                 AND (entity IS NULL OR state = 'superseded' OR EXISTS (SELECT 1 FROM {d} AS n \
-                 WHERE n.contact_id = {d}.contact_id AND n.entity IN ({d}.entity, '{DELETION}') \
-                 AND n.state = 'done' AND (n.created_at, n.message_id) > ({d}.created_at, {d}.message_id)))",
-                a(1)
+                 AND (entity IS NULL OR state = 'superseded' OR {superseded})",
+                a(1),
+                superseded = superseded(d),
             ),
             purge_claims: format!("DELETE FROM {c} WHERE done AND lease_until < {}", a(1)),
             claim: format!(
@@ -630,35 +639,27 @@ macro_rules! sql_inbox {
                 let now = millis(time::OffsetDateTime::now_utc());
                 let rows: Vec<(&str, u32, &str, Option<&str>, Option<i64>)> = outcomes
                     .iter()
-                    .map(|outcome| match *outcome {
-                        Outcome::Done {
-                            message_id,
-                            attempt,
-                        } => (message_id, attempt, State::Done.as_str(), None, None),
-                        Outcome::Failed {
-                            message_id,
-                            attempt,
+                    .map(|outcome| {
+                        let (state, error, due) = match *outcome {
+                            Outcome::Done { .. } => (State::Done, None, None),
+                            Outcome::Failed {
+                                error,
+                                retry_at: Some(at),
+                                ..
+                            } => (State::Failed, Some(error), Some(millis(at))),
+                            Outcome::Failed {
+                                error,
+                                retry_at: None,
+                                ..
+                            } => (State::Dead, Some(error), Some(now)),
+                        };
+                        (
+                            outcome.message_id(),
+                            outcome.attempt(),
+                            state.as_str(),
                             error,
-                            retry_at: Some(at),
-                        } => (
-                            message_id,
-                            attempt,
-                            State::Failed.as_str(),
-                            Some(error),
-                            Some(millis(at)),
-                        ),
-                        Outcome::Failed {
-                            message_id,
-                            attempt,
-                            error,
-                            retry_at: None,
-                        } => (
-                            message_id,
-                            attempt,
-                            State::Dead.as_str(),
-                            Some(error),
-                            Some(now),
-                        ),
+                            due,
+                        )
                     })
                     .collect();
                 let json = serde_json::to_string(&rows).map_err(|error| sqlx::Error::Encode(error.into()))?;
