@@ -387,7 +387,10 @@ impl FromStr for EventEnvelope {
 /// a `serde_json::Value` has already rounded them unless `arbitrary_precision` is on.
 impl<'de> Deserialize<'de> for EventEnvelope {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        parse::read::<Box<serde_json::value::RawValue>, _>(&mut Default::default(), deserializer)
+        parse::read::<crate::read::Exact<Box<serde_json::value::RawValue>>, _>(
+            &mut Default::default(),
+            deserializer,
+        )
     }
 }
 

@@ -17,13 +17,13 @@ use time::OffsetDateTime;
 use crate::error::ParseErrorKind;
 use crate::field_name::field_names;
 use crate::raw::{Extra, RawPayload};
-use crate::read::{Field, Key, RawText, Trace};
+use crate::read::{Field, Key, Reader, Trace, keep_next};
 use crate::write::Wire;
 
 /// A payload struct: read from a JSON object, written in Voyado's wire form.
 pub(crate) trait Payload: Sized + Serialize {
     /// Reads the payload's fields from `map`, capturing values as `R`.
-    fn read<'de, A: MapAccess<'de>, R: RawText<'de>>(map: A, trace: &mut Trace) -> Result<Self, A::Error>;
+    fn read<'de, A: MapAccess<'de>, M: Reader<'de>>(map: A, trace: &mut Trace) -> Result<Self, A::Error>;
     /// The contact the event is about.
     fn contact_id(&self) -> &str;
     /// The payload's fields this crate does not know.
@@ -53,7 +53,7 @@ macro_rules! payload {
         }
 
         impl Payload for $name {
-            fn read<'de, A: MapAccess<'de>, R: RawText<'de>>(
+            fn read<'de, A: MapAccess<'de>, M: Reader<'de>>(
                 mut map: A,
                 trace: &mut Trace,
             ) -> Result<Self, A::Error> {
@@ -62,18 +62,15 @@ macro_rules! payload {
                 $( let mut $field: Option<$ty> = None; )*
                 let mut extra = Extra::new();
                 while let Some(key) = map.next_key::<Key<'de>>()? {
-                    let raw: R = map
-                        .next_value()
-                        .map_err(|e| trace.failed_in(|| format!("payload.{}", key.as_str()), e))?;
+                    let path = || format!("payload.{}", key.as_str());
                     match Name::of(key.as_str()) {
                         $(
                             Some(Name::$field) if $field.as_ref().is_none_or(Field::is_absent) => {
-                                let path = || format!("payload.{}", key.as_str());
-                                $field = Some(trace.read::<_, A::Error>(path, raw.text())?);
+                                $field = Some(M::field(&mut map, trace, path)?);
                             }
                         )*
                         _ => {
-                            let kept = trace.keep::<R, A::Error>(raw, || format!("payload.{}", key.as_str()))?;
+                            let kept = keep_next::<M, A>(&mut map, trace, path)?;
                             extra.push(key.into_owned(), kept);
                         }
                     }
@@ -313,13 +310,14 @@ pub(crate) enum Received<P> {
     String(RawPayload),
 }
 
-/// Reads one payload value into [`Received<P>`] in a single pass.
-pub(crate) struct PayloadSeed<'t, P, R> {
+/// Reads one payload value into [`Received<P>`] in a single pass, its fields as
+/// the [`Reader`] `M` reads them.
+pub(crate) struct PayloadSeed<'t, P, M> {
     trace: &'t mut Trace,
-    types: PhantomData<fn() -> (P, R)>,
+    types: PhantomData<fn() -> (P, M)>,
 }
 
-impl<'t, P, R> PayloadSeed<'t, P, R> {
+impl<'t, P, M> PayloadSeed<'t, P, M> {
     pub(crate) fn new(trace: &'t mut Trace) -> Self {
         PayloadSeed {
             trace,
@@ -336,14 +334,14 @@ impl<'t, P, R> PayloadSeed<'t, P, R> {
     }
 }
 
-impl<'de, P: Payload, R: RawText<'de>> DeserializeSeed<'de> for PayloadSeed<'_, P, R> {
+impl<'de, P: Payload, M: Reader<'de>> DeserializeSeed<'de> for PayloadSeed<'_, P, M> {
     type Value = Received<P>;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de, P: Payload, R: RawText<'de>> Visitor<'de> for PayloadSeed<'_, P, R> {
+impl<'de, P: Payload, M: Reader<'de>> Visitor<'de> for PayloadSeed<'_, P, M> {
     type Value = Received<P>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -351,7 +349,7 @@ impl<'de, P: Payload, R: RawText<'de>> Visitor<'de> for PayloadSeed<'_, P, R> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        P::read::<A, R>(map, self.trace).map(Received::Object)
+        P::read::<A, M>(map, self.trace).map(Received::Object)
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {

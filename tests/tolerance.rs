@@ -402,6 +402,27 @@ fn rule_6_integers_strings_and_booleans_take_each_others_forms() {
 }
 
 #[test]
+fn rule_6_a_number_in_a_string_field_is_kept_as_its_exact_text() {
+    let definition = |value: &str| {
+        let json = format!(
+            r#"{{"eventType": "point.balance.updated", "id": 12, "payload": {{"balance": 1, "contactId": "c", "definitionId": {value}}}}}"#
+        );
+        match parse(&json) {
+            EventEnvelope::PointBalanceUpdated(e) => {
+                assert_eq!(e.id.as_deref(), Some("12"));
+                e.payload.definition_id
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    // serde_json would hand these over as the float 1.5, -0.0 and 1e21.
+    for text in ["7", "-7", "1.50", "-0", "1E+21", "18446744073709551616"] {
+        assert_eq!(definition(text).as_deref(), Some(text));
+    }
+    assert_eq!(definition(r#""a\u00e9""#).as_deref(), Some("aé"));
+}
+
+#[test]
 fn rule_7_timestamps_in_every_form_keep_their_offset() {
     let expires = |value: &str| {
         let json = format!(

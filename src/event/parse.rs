@@ -4,6 +4,12 @@
 //! When `eventType` comes before `payload` (the usual order) the payload is read
 //! straight into its struct. When it comes after, the payload's text is captured
 //! and read once the type is known. serde_json reads all of it.
+//!
+//! A body is read once with [`Fast`]; only a body it fails on (a syntax error,
+//! a value of the wrong form, or a string field holding a fraction, which
+//! serde_json would have made an `f64`) is read again with [`Exact`], which
+//! reads every value from its text and explains what was wrong. A body in the
+//! documented forms costs one pass.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -18,19 +24,25 @@ use crate::event_type::EventType;
 use crate::field_name::field_names;
 use crate::payload::{Payload, PayloadSeed, Received};
 use crate::raw::{Extra, RawPayload};
-use crate::read::{Depth, Field, Key, RawText, Trace, depth};
+use crate::read::{Depth, Exact, Fast, Field, Key, RawText, Reader, Trace, depth, keep_next};
 use crate::text::quote;
 
 /// Reads a delivery from its body: any delivery, and every error explained.
 pub(crate) fn from_str(body: &str) -> Result<EventEnvelope, ParseError> {
     match depth::guard(body) {
-        None => read_body(
-            body,
-            Trace {
+        None => {
+            let checked = || Trace {
                 depth: Depth::Checked,
                 ..Trace::default()
-            },
-        ),
+            };
+            // Read fast; anything that fails is read again exactly, to explain it.
+            let mut deserializer = serde_json::Deserializer::from_str(body);
+            let read = read::<Fast, _>(&mut checked(), &mut deserializer);
+            match (read, deserializer.end()) {
+                (Ok(event), Ok(())) => Ok(event),
+                _ => read_body(body, checked()),
+            }
+        }
         Some(rewritten) => {
             let at = rewritten.body.as_ptr().addr().saturating_add(rewritten.at);
             let trace = Trace {
@@ -63,25 +75,32 @@ fn after(body: &str, at: usize, (line, column): (usize, usize)) -> bool {
 /// Reads a (depth-checked) body with serde_json.
 fn read_body(body: &str, mut trace: Trace) -> Result<EventEnvelope, ParseError> {
     let mut deserializer = serde_json::Deserializer::from_str(body);
-    let result = read::<&RawValue, _>(&mut trace, &mut deserializer)
+    let result = read::<Exact<&RawValue>, _>(&mut trace, &mut deserializer)
         .and_then(|event| deserializer.end().map(|()| event));
     result.map_err(|error| parse_error(&error, trace, body.as_bytes()))
 }
 
-/// Reads one delivery with any deserializer, capturing raw values as `R`.
-pub(crate) fn read<'de, R: RawText<'de>, D: Deserializer<'de>>(
+/// Reads one delivery with any deserializer, its fields as `M` reads them.
+pub(crate) fn read<'de, M: Reader<'de>, D: Deserializer<'de>>(
     trace: &mut Trace,
     deserializer: D,
 ) -> Result<EventEnvelope, D::Error> {
-    deserializer.deserialize_map(EnvelopeVisitor::<R> {
+    let mut event = None;
+    deserializer.deserialize_map(EnvelopeVisitor::<M> {
         trace,
-        raw: PhantomData,
-    })
+        event: &mut event,
+        reader: PhantomData,
+    })?;
+    // `visit_map` fills it in whenever it succeeds.
+    event.ok_or_else(|| de::Error::custom("a Voyado Engage webhook delivery (a JSON object)"))
 }
 
-struct EnvelopeVisitor<'t, R> {
+/// Reads the envelope into `event`: the event is large, and filling it in
+/// where it will stay saves copying it out through each layer of serde.
+struct EnvelopeVisitor<'t, M> {
     trace: &'t mut Trace,
-    raw: PhantomData<fn() -> R>,
+    event: &'t mut Option<EventEnvelope>,
+    reader: PhantomData<fn() -> M>,
 }
 
 field_names! {
@@ -94,74 +113,58 @@ field_names! {
     }
 }
 
-/// The payload as far as it could be read when it was met.
-#[allow(
-    clippy::large_enum_variant,
-    reason = "one on the stack per delivery; boxing would cost an allocation"
-)]
-enum Slot<R> {
-    /// Read, into its event (the envelope fields filled in at the end).
-    Read(EventEnvelope),
-    /// Captured before the event type was known.
-    Captured(R),
-}
-
-impl<'de, R: RawText<'de>> Visitor<'de> for EnvelopeVisitor<'_, R> {
-    type Value = EventEnvelope;
+impl<'de, M: Reader<'de>> Visitor<'de> for EnvelopeVisitor<'_, M> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a Voyado Engage webhook delivery (a JSON object)")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EventEnvelope, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let trace = self.trace;
+        let out = self.event;
         let mut event_type: Option<EventType> = None;
         let mut tenant: Option<Option<String>> = None;
         let mut is_encrypted: Option<Option<bool>> = None;
-        let mut payload: Option<Slot<R>> = None;
+        let mut captured: Option<M::Raw> = None;
         let mut extra = Extra::new();
 
         while let Some(key) = map.next_key::<Key<'de>>()? {
-            let name = Name::of(key.as_str());
-            if let (Some(Name::Payload), None) = (name, &payload) {
-                payload = Some(match &event_type {
+            let path = || key.as_str().to_owned();
+            match Name::of(key.as_str()) {
+                Some(Name::Payload) if out.is_none() && captured.is_none() => match &event_type {
                     Some(event_type) => {
                         let encrypted = is_encrypted.flatten();
-                        let source = Stream::<A, R>(&mut map, PhantomData);
-                        Slot::Read(read_payload(event_type, encrypted, source, trace)?)
+                        let source = Stream::<A, M>(&mut map, PhantomData);
+                        *out = Some(read_payload(event_type, encrypted, source, trace)?);
                     }
                     None => {
-                        let raw: R = map.next_value().map_err(|e| trace.failed_in(payload_path, e))?;
+                        let raw: M::Raw = map.next_value().map_err(|e| trace.failed_in(payload_path, e))?;
                         trace.captured_payload(raw.text());
-                        Slot::Captured(raw)
+                        captured = Some(raw);
                     }
-                });
-                continue;
-            }
-            let raw: R = map
-                .next_value()
-                .map_err(|e| trace.failed_in(|| key.as_str().to_owned(), e))?;
-            let text = raw.text();
-            let path = || key.as_str().to_owned();
-            match name {
+                },
                 Some(Name::EventType) if event_type.is_none() => {
-                    let read: EventType = trace.read::<_, A::Error>(path, text)?;
-                    trace.event_type = Some(read.clone());
+                    let read: EventType = M::field(&mut map, trace, path)?;
+                    // Only to name the event in an error: `Fast` reports none.
+                    if M::EXPLAINS {
+                        trace.event_type = Some(read.clone());
+                    }
                     event_type = Some(read);
                 }
                 // The trace holds the id, to name it in errors. A null or empty id
                 // does not take the place of a later alias.
                 Some(Name::Id) if trace.event_id.is_none() => {
-                    trace.event_id = trace.read::<_, A::Error>(path, text)?;
+                    trace.event_id = M::field(&mut map, trace, path)?;
                 }
                 Some(Name::Tenant) if tenant.as_ref().is_none_or(Field::is_absent) => {
-                    tenant = Some(trace.read::<_, A::Error>(path, text)?);
+                    tenant = Some(M::field(&mut map, trace, path)?);
                 }
                 Some(Name::IsEncrypted) if is_encrypted.as_ref().is_none_or(Field::is_absent) => {
-                    is_encrypted = Some(trace.read::<_, A::Error>(path, text)?);
+                    is_encrypted = Some(M::field(&mut map, trace, path)?);
                 }
                 _ => {
-                    let kept = trace.keep::<R, A::Error>(raw, || key.as_str().to_owned())?;
+                    let kept = keep_next::<M, A>(&mut map, trace, path)?;
                     extra.push(key.into_owned(), kept);
                 }
             }
@@ -169,21 +172,27 @@ impl<'de, R: RawText<'de>> Visitor<'de> for EnvelopeVisitor<'_, R> {
 
         let event_type = trace.require::<_, A::Error>(event_type, || "eventType".to_owned())?;
         let is_encrypted = is_encrypted.flatten().unwrap_or(false);
-        let mut event = match payload {
-            Some(Slot::Read(event)) => event,
-            Some(Slot::Captured(raw)) => {
-                read_payload(&event_type, Some(is_encrypted), Captured(raw, PhantomData), trace)?
+        if out.is_none() {
+            let read = match captured {
+                Some(raw) => read_payload(&event_type, Some(is_encrypted), Captured(raw, PhantomData), trace),
+                None => read_payload(&event_type, Some(is_encrypted), Missing(PhantomData), trace),
+            };
+            *out = Some(read?);
+        }
+        if is_encrypted && !matches!(out, Some(EventEnvelope::Encrypted(_))) {
+            *out = out
+                .take()
+                .map(EventEnvelope::into_encrypted)
+                .transpose()
+                .map_err(de::Error::custom)?;
+        }
+        if let Some(event) = out {
+            if !is_encrypted {
+                refuse_string_payload(event, trace)?;
             }
-            None => read_payload(&event_type, Some(is_encrypted), Missing(PhantomData), trace)?,
-        };
-        if is_encrypted && !matches!(event, EventEnvelope::Encrypted(_)) {
-            event = event.into_encrypted().map_err(de::Error::custom)?;
+            event.set_head(trace.event_id.take(), tenant.flatten(), is_encrypted, extra);
         }
-        if !is_encrypted {
-            refuse_string_payload(&event, trace)?;
-        }
-        event.set_head(trace.event_id.take(), tenant.flatten(), is_encrypted, extra);
-        Ok(event)
+        Ok(())
     }
 }
 
@@ -287,20 +296,16 @@ trait Source<'de>: Sized {
 }
 
 /// The next value of the envelope being read: the one-pass case.
-struct Stream<'a, A, R>(&'a mut A, PhantomData<fn() -> R>);
+struct Stream<'a, A, M>(&'a mut A, PhantomData<fn() -> M>);
 
-impl<'de, A: MapAccess<'de>, R: RawText<'de>> Source<'de> for Stream<'_, A, R> {
+impl<'de, A: MapAccess<'de>, M: Reader<'de>> Source<'de> for Stream<'_, A, M> {
     type Error = A::Error;
     fn read<P: Payload>(self, trace: &mut Trace) -> Result<Received<P>, A::Error> {
-        let read = self.0.next_value_seed(PayloadSeed::<P, R>::new(trace));
+        let read = self.0.next_value_seed(PayloadSeed::<P, M>::new(trace));
         read.map_err(|e| trace.failed_in(payload_path, e))
     }
     fn capture(self, trace: &mut Trace) -> Result<RawPayload, A::Error> {
-        let raw: R = self
-            .0
-            .next_value()
-            .map_err(|e| trace.failed_in(payload_path, e))?;
-        trace.keep(raw, payload_path).map(RawPayload::from)
+        keep_next::<M, A>(self.0, trace, payload_path).map(RawPayload::from)
     }
 }
 
@@ -311,7 +316,7 @@ impl<'de, R: RawText<'de>, E: de::Error> Source<'de> for Captured<R, E> {
     type Error = E;
     fn read<P: Payload>(self, trace: &mut Trace) -> Result<Received<P>, E> {
         let mut deserializer = serde_json::Deserializer::from_str(self.0.text());
-        let read = PayloadSeed::<P, &RawValue>::new(trace)
+        let read = PayloadSeed::<P, Exact<&RawValue>>::new(trace)
             .deserialize(&mut deserializer)
             .and_then(|received| deserializer.end().map(|()| received));
         // Report the recorded failure: serde_json's positions would be relative to

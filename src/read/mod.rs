@@ -1,16 +1,19 @@
-//! Reading a delivery's values. serde_json reads the JSON; each field's value is
-//! captured as its raw text ([`RawText`]) and read from that by plain Rust
-//! ([`Field::read`]). Working from the text keeps decimals exact without
-//! serde_json's `arbitrary_precision` (and unaffected by it when another crate in
-//! the build turns it on), and lets every error quote what it found.
+//! Reading a delivery's values. serde_json reads the JSON; a field's value is
+//! read by plain Rust ([`Field`]) either from its raw text ([`RawText`],
+//! [`Exact`]) or from the value serde_json hands over where that reads the same
+//! ([`Fast`]). Decimals are always read from their text: that keeps them exact
+//! without serde_json's `arbitrary_precision` (and unaffected by it when another
+//! crate in the build turns it on). Errors are explained from the text, so
+//! every one quotes what it found.
 //!
 //! The files here are the reader's jobs: [`scalar`] reads a field's value,
 //! [`number`] and [`timestamp`] parse what it holds, and [`depth`] guards
 //! nesting before serde_json sees a body.
 
 use std::fmt;
+use std::marker::PhantomData;
 
-use serde::de::{self, Deserialize, Deserializer, Visitor};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::error::{ParseError, ParseErrorKind};
@@ -22,6 +25,7 @@ pub(crate) mod scalar;
 pub(crate) mod timestamp;
 
 pub(crate) use scalar::Field;
+use scalar::Visit;
 
 /// How a body's nesting was checked, which decides what [`Trace::keep`] checks.
 #[derive(Debug, Default)]
@@ -174,6 +178,71 @@ impl RawText<'_> for Box<RawValue> {
     fn into_box(self) -> Box<RawValue> {
         self
     }
+}
+
+/// How a delivery's fields are read: each value from its captured text
+/// ([`Exact`]), or straight from serde_json's value where that reads the same
+/// ([`Fast`]). Values kept as JSON text are captured as [`Reader::Raw`] either way.
+pub(crate) trait Reader<'de> {
+    /// How a value's text is captured.
+    type Raw: RawText<'de>;
+    /// Whether a failure is explained: recorded in the [`Trace`] with what was
+    /// read before it, such as the event type.
+    const EXPLAINS: bool;
+    /// Reads the next value of `map` as the field at `path`.
+    fn field<T: Field, A: MapAccess<'de>>(
+        map: &mut A,
+        trace: &mut Trace,
+        path: impl Fn() -> String,
+    ) -> Result<T, A::Error>;
+}
+
+/// Reads every value from its text: what each error is explained from.
+pub(crate) struct Exact<R>(PhantomData<fn() -> R>);
+
+impl<'de, R: RawText<'de>> Reader<'de> for Exact<R> {
+    type Raw = R;
+    const EXPLAINS: bool = true;
+    fn field<T: Field, A: MapAccess<'de>>(
+        map: &mut A,
+        trace: &mut Trace,
+        path: impl Fn() -> String,
+    ) -> Result<T, A::Error> {
+        let raw: R = map.next_value().map_err(|e| trace.failed_in(&path, e))?;
+        trace.read(path, raw.text())
+    }
+}
+
+/// Reads strings, booleans, integers and `null` from serde_json's value (one
+/// pass over their text instead of two), decimals from their text. It explains
+/// nothing: on any failure the body is read again with [`Exact`], which reads
+/// every value the same way and says what was wrong.
+pub(crate) struct Fast;
+
+impl<'de> Reader<'de> for Fast {
+    type Raw = &'de RawValue;
+    const EXPLAINS: bool = false;
+    fn field<T: Field, A: MapAccess<'de>>(
+        map: &mut A,
+        trace: &mut Trace,
+        path: impl Fn() -> String,
+    ) -> Result<T, A::Error> {
+        if T::FROM_TEXT {
+            Exact::<&'de RawValue>::field(map, trace, path)
+        } else {
+            map.next_value_seed(Visit::<T>::new())
+        }
+    }
+}
+
+/// Keeps the next value of `map` (the field at `path`) as its JSON text.
+pub(crate) fn keep_next<'de, M: Reader<'de>, A: MapAccess<'de>>(
+    map: &mut A,
+    trace: &mut Trace,
+    path: impl Fn() -> String,
+) -> Result<Box<RawValue>, A::Error> {
+    let raw: M::Raw = map.next_value().map_err(|e| trace.failed_in(&path, e))?;
+    trace.keep(raw, path)
 }
 
 /// A map key, borrowed from the input when it holds no escapes.

@@ -2,8 +2,11 @@
 //! each field type takes.
 
 use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
 
 use rust_decimal::Decimal;
+use serde::de::{self, DeserializeSeed, Deserializer, Visitor};
 use time::OffsetDateTime;
 
 use super::number::{parse_decimal, parse_integer};
@@ -27,11 +30,15 @@ impl Problem {
     }
 }
 
-/// One JSON value, as far as a scalar field cares.
+/// One JSON value, as far as a scalar field cares: classified from its raw text
+/// ([`Json::classify`]) or handed over by a deserializer ([`Visit`]).
 pub(crate) enum Json<'a> {
     Null,
     Bool(bool),
+    /// A number's text, exactly as received.
     Number(&'a str),
+    /// An integer a deserializer read: its text is the number's own digits.
+    Integer(i128),
     String(Cow<'a, str>),
     /// An object or array: never a scalar.
     Composite,
@@ -70,8 +77,13 @@ impl<'a> Json<'a> {
 
 /// A type a field can have: a scalar, or an `Option` of one.
 pub(crate) trait Field: Sized {
-    /// Reads the field from its raw JSON text.
-    fn read(raw: &str) -> Result<Self, Problem>;
+    /// What the field expects, for error messages.
+    const EXPECTED: &'static str;
+    /// Whether the field is always read from its text, never from a value a
+    /// deserializer made (a decimal: serde_json would make a fraction an `f64`).
+    const FROM_TEXT: bool;
+    /// Reads the field from a JSON value, or `None` if it has the wrong type or form.
+    fn from_json(json: Json<'_>) -> Option<Self>;
     /// The value when the field is absent, if it may be.
     fn absent() -> Option<Self>;
     /// Whether this value is an absent one (`None`): a later spelling of the
@@ -79,23 +91,30 @@ pub(crate) trait Field: Sized {
     fn is_absent(&self) -> bool {
         false
     }
+    /// Reads the field from its raw JSON text.
+    fn read(raw: &str) -> Result<Self, Problem> {
+        Self::from_json(Json::classify(raw)).ok_or_else(|| Problem::new(Self::EXPECTED, raw))
+    }
 }
 
 /// A non-optional field type.
 pub(crate) trait Scalar: Sized {
     /// What the field expects, for error messages.
     const EXPECTED: &'static str;
+    /// See [`Field::FROM_TEXT`].
+    const FROM_TEXT: bool = false;
     /// Reads a non-null JSON value, or `None` if it has the wrong type or form.
     fn from_json(json: Json<'_>) -> Option<Self>;
 }
 
 impl<T: Scalar> Field for T {
-    fn read(raw: &str) -> Result<Self, Problem> {
-        match Json::classify(raw) {
+    const EXPECTED: &'static str = T::EXPECTED;
+    const FROM_TEXT: bool = T::FROM_TEXT;
+    fn from_json(json: Json<'_>) -> Option<Self> {
+        match json {
             Json::Null => None,
             json => T::from_json(json),
         }
-        .ok_or_else(|| Problem::new(T::EXPECTED, raw))
     }
     fn absent() -> Option<Self> {
         None
@@ -104,13 +123,13 @@ impl<T: Scalar> Field for T {
 
 /// Optional fields: absent, `null` and `""` are all `None`.
 impl<T: Scalar> Field for Option<T> {
-    fn read(raw: &str) -> Result<Self, Problem> {
-        match Json::classify(raw) {
-            Json::Null => Ok(None),
-            Json::String(s) if s.is_empty() => Ok(None),
-            json => T::from_json(json)
-                .map(Some)
-                .ok_or_else(|| Problem::new(T::EXPECTED, raw)),
+    const EXPECTED: &'static str = T::EXPECTED;
+    const FROM_TEXT: bool = T::FROM_TEXT;
+    fn from_json(json: Json<'_>) -> Option<Self> {
+        match json {
+            Json::Null => Some(None),
+            Json::String(s) if s.is_empty() => Some(None),
+            json => T::from_json(json).map(Some),
         }
     }
     fn absent() -> Option<Self> {
@@ -121,6 +140,66 @@ impl<T: Scalar> Field for Option<T> {
     }
 }
 
+/// Reads a field straight from a deserializer's value, for the forms that read
+/// the same from the value as from its text: a string, a boolean, `null`, an
+/// integer. Anything else (a fraction or exponent, which serde_json makes an
+/// `f64`; an object or array; a value of the wrong form) is an error, and the
+/// caller reads the body again from its text ([`Field::read`]), which says what
+/// was wrong.
+pub(crate) struct Visit<T>(PhantomData<fn() -> T>);
+
+impl<T> Visit<T> {
+    pub(crate) fn new() -> Self {
+        Visit(PhantomData)
+    }
+}
+
+impl<'de, T: Field> DeserializeSeed<'de> for Visit<T> {
+    type Value = T;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<T: Field> Visit<T> {
+    fn read<E: de::Error>(json: Json<'_>) -> Result<T, E> {
+        T::from_json(json).ok_or_else(|| E::custom(T::EXPECTED))
+    }
+}
+
+impl<'de, T: Field> Visitor<'de> for Visit<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(T::EXPECTED)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<T, E> {
+        Self::read(Json::Null)
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<T, E> {
+        Self::read(Json::Bool(v))
+    }
+
+    // serde_json reads `-0` as a float, so an integer's text is its digits.
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        Self::read(Json::Integer(v.into()))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        Self::read(Json::Integer(v.into()))
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<T, E> {
+        Self::read(Json::String(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        Self::read(Json::String(Cow::Owned(v.to_owned())))
+    }
+}
+
 /// Strings also accept a JSON number, kept as its exact text.
 impl Scalar for String {
     const EXPECTED: &'static str = "a string";
@@ -128,6 +207,7 @@ impl Scalar for String {
         match json {
             Json::String(s) => Some(s.into_owned()),
             Json::Number(n) => Some(n.to_owned()),
+            Json::Integer(n) => Some(n.to_string()),
             _ => None,
         }
     }
@@ -136,8 +216,11 @@ impl Scalar for String {
 /// Integers: a number or numeric string, integral floats (`42.0`, `4.2e1`) included.
 impl Scalar for i64 {
     const EXPECTED: &'static str = "an integer";
+    // `4712.0` is an integer, which serde_json would make an `f64`.
+    const FROM_TEXT: bool = true;
     fn from_json(json: Json<'_>) -> Option<Self> {
         let text = match json {
+            Json::Integer(n) => return i64::try_from(n).ok(),
             Json::Number(n) => n,
             Json::String(ref s) => trim(s),
             _ => return None,
@@ -172,9 +255,11 @@ impl Scalar for bool {
 /// Decimals: a number or numeric string, exact in digits and scale.
 impl Scalar for Decimal {
     const EXPECTED: &'static str = "a decimal number";
+    const FROM_TEXT: bool = true;
     fn from_json(json: Json<'_>) -> Option<Self> {
         match json {
             Json::Number(n) => parse_decimal(n),
+            Json::Integer(n) => Decimal::try_from_i128_with_scale(n, 0).ok(),
             Json::String(s) => parse_decimal(trim(&s)),
             _ => None,
         }
