@@ -35,26 +35,43 @@ fn decode(text: &str) -> Option<[u8; BYTES]> {
     if text.len() != CHARS {
         return None;
     }
-    let mut bytes = [0u8; BYTES];
-    for c in text.bytes() {
-        let digit = match c {
-            b'0'..=b'9' => c.checked_sub(b'0')?,
-            b'A'..=b'Z' => c.checked_sub(b'A')?.checked_add(10)?,
-            b'a'..=b'z' => c.checked_sub(b'a')?.checked_add(36)?,
-            _ => return None,
-        };
-        // bytes = bytes * 62 + digit, from the least significant byte up.
-        let mut carry = u32::from(digit);
-        for byte in bytes.iter_mut().rev() {
-            let value = u32::from(*byte).checked_mul(62)?.checked_add(carry)?;
-            *byte = value.to_le_bytes()[0];
-            carry = value >> 8;
+    // The number as five 32-bit limbs, least significant first. Five base62
+    // digits at a time (62^5 < 2^30) make one multiply-add per limb: 30 in all,
+    // where a byte at a time took 540, most of a delivery's context.
+    let mut limbs = [0u32; BYTES / 4];
+    for group in text.as_bytes().chunks(5) {
+        let (mut value, mut scale) = (0u64, 1u64);
+        for &c in group {
+            value = value.checked_mul(62)?.checked_add(base62(c)?)?;
+            scale = scale.checked_mul(62)?;
+        }
+        let mut carry = value;
+        for limb in &mut limbs {
+            let product = u64::from(*limb).checked_mul(scale)?.checked_add(carry)?;
+            let [b0, b1, b2, b3, ..] = product.to_le_bytes();
+            *limb = u32::from_le_bytes([b0, b1, b2, b3]);
+            carry = product >> 32;
         }
         if carry != 0 {
             return None;
         }
     }
+    let mut bytes = [0u8; BYTES];
+    for (chunk, limb) in bytes.chunks_exact_mut(4).zip(limbs.iter().rev()) {
+        chunk.copy_from_slice(&limb.to_be_bytes());
+    }
     Some(bytes)
+}
+
+/// The value of a base62 digit (`0-9A-Za-z`).
+fn base62(c: u8) -> Option<u64> {
+    let digit = match c {
+        b'0'..=b'9' => c.checked_sub(b'0')?,
+        b'A'..=b'Z' => c.checked_sub(b'A')?.checked_add(10)?,
+        b'a'..=b'z' => c.checked_sub(b'a')?.checked_add(36)?,
+        _ => return None,
+    };
+    Some(u64::from(digit))
 }
 
 #[cfg(test)]
@@ -102,6 +119,57 @@ mod tests {
         ] {
             assert_eq!(created_at(id), None, "{id}");
         }
+    }
+
+    /// The byte-at-a-time reading this one replaced, as the reference.
+    fn decode_bytewise(text: &str) -> Option<[u8; BYTES]> {
+        if text.len() != CHARS {
+            return None;
+        }
+        let mut bytes = [0u8; BYTES];
+        for c in text.bytes() {
+            let mut carry = u32::try_from(base62(c)?).ok()?;
+            for byte in bytes.iter_mut().rev() {
+                let value = u32::from(*byte).checked_mul(62)?.checked_add(carry)?;
+                *byte = value.to_le_bytes()[0];
+                carry = value >> 8;
+            }
+            if carry != 0 {
+                return None;
+            }
+        }
+        Some(bytes)
+    }
+
+    #[test]
+    fn grouped_decoding_equals_bytewise_decoding() {
+        const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let (mut read, mut overflowed) = (0, 0);
+        for _ in 0..20_000 {
+            let text: String = (0..CHARS)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    char::from(
+                        DIGITS
+                            .get(usize::try_from(state % 62).unwrap_or(0))
+                            .copied()
+                            .unwrap_or(b'0'),
+                    )
+                })
+                .collect();
+            let expected = decode_bytewise(&text);
+            assert_eq!(decode(&text), expected, "{text}");
+            if expected.is_some() {
+                read += 1
+            } else {
+                overflowed += 1
+            }
+        }
+        // Both outcomes were met: 41 % of random 27-digit texts are past 20 bytes.
+        assert!(read > 0 && overflowed > 0, "{read} {overflowed}");
     }
 
     /// Ids sort as their creation times: Svix's ids sort as strings.
