@@ -17,8 +17,10 @@
 //!   1 MiB: time per byte at the largest size against the smallest, which stays
 //!   near 1 when parse time is linear in the body's size.
 //!
-//! `cargo bench --bench speed` runs it all and ends with the table of ratios of
-//! medians; `scripts/bench-ratios` adds the machine's description.
+//! The parse and verify groups run [`ROUNDS`] times, one round after the other,
+//! and each contender keeps its lowest median. `cargo bench --bench speed` runs
+//! it all and ends with the table of ratios; `scripts/bench-ratios` adds the
+//! machine's description.
 
 #![allow(
     missing_docs,
