@@ -2,7 +2,8 @@
 //!
 //! serde_json refuses a value nested past its recursion limit when it builds
 //! one, but not when it only captures a value's text (`RawValue`, which this
-//! crate uses for every field): that keeps a byte per level with no limit, so
+//! crate uses for kept values, unknown payloads and decimals, and for every
+//! field when it explains an error): that keeps a byte per level with no limit, so
 //! 10 MB of `[` would cost 10 MB and a scan to the end before anything failed.
 //! Bodies are therefore checked before serde_json reads them, in constant memory,
 //! and a body that nests too deeply is refused at the limit.
