@@ -41,6 +41,10 @@ pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(15);
 /// The longest a worker waits before claiming again after the inbox failed.
 const INBOX_RETRY: Duration = Duration::from_secs(1);
+/// How long a stopping worker waits for the answer to a claim under way: a
+/// round trip, many times over. One not back by then waits on an inbox that
+/// is not there, and the stop must not wait on it.
+const CLAIM_AT_STOP: Duration = Duration::from_millis(250);
 
 /// Processes the deliveries in an [`Inbox`]: runs
 /// [`Webhook::process`](crate::Webhook::process)'s steps with concurrency,
@@ -62,9 +66,11 @@ const INBOX_RETRY: Duration = Duration::from_secs(1);
 ///   PostgreSQL one accepted by any process (`LISTEN`/`NOTIFY`); polling is the
 ///   fallback.
 /// - **A stop lets running work finish**: once the shutdown signal fires, no
-///   new delivery is claimed, and [`run_until`](Self::run_until) returns when
-///   the deliveries in flight have finished, or after the grace period, when
-///   the rest are abandoned: still claimed, they are retried after their lease.
+///   new delivery is claimed (the answer to a claim already under way is
+///   waited for a moment, and what it took is run), and [`run_until`](Self::run_until) returns when
+///   the deliveries in flight have finished, or after the grace period (from
+///   the signal), when the rest are abandoned: still claimed, they are retried
+///   after their lease.
 /// - **An inbox outage stops nothing**: a failed claim is tried again within a
 ///   second; an outcome that could not be recorded leaves the delivery to be
 ///   claimed again after its lease.
@@ -272,7 +278,8 @@ where
         // Whether there may be due deliveries this worker has not claimed.
         let mut look = true;
         let mut next_poll = Instant::now();
-        loop {
+        // When the stop began: the grace period runs from then.
+        let stopping_since = loop {
             done.flush(&self.inbox);
             // Outcomes not yet recorded still hold their claims: at most
             // another `concurrency` of them.
@@ -286,12 +293,27 @@ where
                     wakeups.clear();
                 }
                 let want = free.min(batch);
-                // The signal ends a claim stuck on an unreachable inbox; if the
-                // claim had gone through, its deliveries are taken again after
-                // their lease, as attempts that ended without an outcome.
+                let claim = self.claim(want);
+                let mut claim = std::pin::pin!(claim);
+                // A stop during a claim waits a moment for its answer: what the
+                // claim took is run (or counted, if superseded) like any other,
+                // rather than left to wait out its lease. A claim stuck on an
+                // unreachable inbox is given up; if it had gone through, its
+                // deliveries are taken again after their lease, as attempts
+                // that ended without an outcome.
+                let mut stopping = None;
                 let claimed = tokio::select! {
-                    claimed = self.claim(want) => claimed,
-                    () = &mut shutdown => break,
+                    biased;
+                    claimed = &mut claim => claimed,
+                    () = &mut shutdown => {
+                        let since = Instant::now();
+                        stopping = Some(since);
+                        let wait = self.grace_period.min(CLAIM_AT_STOP);
+                        match tokio::time::timeout(wait, claim).await {
+                            Ok(claimed) => claimed,
+                            Err(_) => break since,
+                        }
+                    }
                 };
                 match claimed {
                     Ok(claimed) => {
@@ -315,10 +337,13 @@ where
                         next_poll = after(self.poll_interval.min(INBOX_RETRY));
                     }
                 }
+                if let Some(since) = stopping {
+                    break since;
+                }
                 continue;
             }
             tokio::select! {
-                () = &mut shutdown => break,
+                () = &mut shutdown => break Instant::now(),
                 Some(ran) = tasks.join_next() => {
                     // Every task finished by now, so that their slots are
                     // claimed in one statement.
@@ -342,9 +367,9 @@ where
                 }
                 () = tokio::time::sleep_until(next_poll), if free > 0 => look = true,
             }
-        }
+        };
         trace::worker_stopping(tasks.len());
-        let grace = tokio::time::sleep(self.grace_period);
+        let grace = tokio::time::sleep_until(after_from(stopping_since, self.grace_period));
         let mut grace = std::pin::pin!(grace);
         loop {
             done.flush(&self.inbox);
@@ -643,10 +668,14 @@ async fn prune<I: Inbox + ?Sized>(inbox: Arc<I>, retention: Retention) {
 }
 
 fn after(wait: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(wait)
-        .or_else(|| now.checked_add(Duration::from_secs(60 * 60 * 24 * 365)))
-        .unwrap_or(now)
+    after_from(Instant::now(), wait)
+}
+
+/// `wait` after `from`, as [`after`] does from now.
+fn after_from(from: Instant, wait: Duration) -> Instant {
+    from.checked_add(wait)
+        .or_else(|| from.checked_add(Duration::from_secs(60 * 60 * 24 * 365)))
+        .unwrap_or(from)
 }
 
 /// The monotonic instant of a wall-clock time (now, if it has passed).
