@@ -22,7 +22,7 @@ use crate::write::Wire;
 
 /// A payload struct: read from a JSON object, written in Voyado's wire form.
 pub(crate) trait Payload: Sized + Serialize {
-    /// Reads the payload's fields from `map`, capturing values as `R`.
+    /// Reads the payload's fields from `map`, as the [`Reader`] `M` reads them.
     fn read<'de, A: MapAccess<'de>, M: Reader<'de>>(map: A, trace: &mut Trace) -> Result<Self, A::Error>;
     /// The contact the event is about.
     fn contact_id(&self) -> &str;

@@ -67,10 +67,10 @@ const CLAIM_AT_STOP: Duration = Duration::from_millis(250);
 ///   fallback.
 /// - **A stop lets running work finish**: once the shutdown signal fires, no
 ///   new delivery is claimed (the answer to a claim already under way is
-///   waited for a moment, and what it took is run), and [`run_until`](Self::run_until) returns when
-///   the deliveries in flight have finished, or after the grace period (from
-///   the signal), when the rest are abandoned: still claimed, they are retried
-///   after their lease.
+///   waited for a moment, and what it took is run), and
+///   [`run_until`](Self::run_until) returns when the deliveries in flight have
+///   finished, or after the grace period (from the signal), when the rest are
+///   abandoned: still claimed, they are retried after their lease.
 /// - **An inbox outage stops nothing**: a failed claim is tried again within a
 ///   second; an outcome that could not be recorded leaves the delivery to be
 ///   claimed again after its lease.
@@ -301,16 +301,14 @@ where
                 // unreachable inbox is given up; if it had gone through, its
                 // deliveries are taken again after their lease, as attempts
                 // that ended without an outcome.
-                let mut stopping = None;
-                let claimed = tokio::select! {
+                let (claimed, stopping) = tokio::select! {
                     biased;
-                    claimed = &mut claim => claimed,
+                    claimed = &mut claim => (claimed, None),
                     () = &mut shutdown => {
                         let since = Instant::now();
-                        stopping = Some(since);
                         let wait = self.grace_period.min(CLAIM_AT_STOP);
                         match tokio::time::timeout(wait, claim).await {
-                            Ok(claimed) => claimed,
+                            Ok(claimed) => (claimed, Some(since)),
                             Err(_) => break since,
                         }
                     }
