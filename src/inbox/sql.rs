@@ -302,20 +302,24 @@ impl Statements {
             // One statement claims the due, makes the exhausted dead and the
             // outdated superseded, so that nothing slips between the three.
             // `due`: the oldest claimable rows, but none of a lane another row
-            // holds; `fates`: what becomes of each; `turn`: only the oldest of
-            // a lane is claimed. Should two PostgreSQL sessions still claim in
-            // one lane at once, the `{d}_lane_held` index refuses the second.
+            // holds, with what their fate is decided by (as locked, not read
+            // again); `fates`: what becomes of each, materialized so that
+            // PostgreSQL probes each lane once (inlined, it evaluated
+            // `superseder` twice: for the window and for the update); `turn`:
+            // only the oldest of a lane is claimed. Should two PostgreSQL
+            // sessions still claim in one lane at once, the `{d}_lane_held`
+            // index refuses the second.
             claim_due: format!(
-                "WITH due AS (SELECT message_id FROM {d} AS c \
-                 WHERE state IN ('pending', 'failed', 'processing') AND due_at <= {now} \
+                "WITH due AS (SELECT message_id, contact_id, entity, created_at, received_at, state, attempts \
+                 FROM {d} AS c WHERE state IN ('pending', 'failed', 'processing') AND due_at <= {now} \
                  AND (entity IS NULL OR NOT EXISTS (SELECT 1 FROM {d} AS h WHERE h.contact_id = c.contact_id \
                  AND h.entity IS NOT NULL AND h.state = 'processing' AND h.message_id <> c.message_id)) \
                  ORDER BY {CLAIM_ORDER} LIMIT {limit}{skip_locked}), \
-                 fates AS (SELECT c.message_id AS pid, c.contact_id AS lane, c.entity AS entity, \
+                 fates AS MATERIALIZED (SELECT c.message_id AS pid, c.contact_id AS lane, c.entity AS entity, \
                  {order_c} AS o1, c.message_id AS o2, \
                  CASE WHEN c.state = 'processing' AND c.attempts >= {max} THEN 1 ELSE 0 END AS exhausted, \
                  CASE WHEN c.entity IS NOT NULL THEN COALESCE({newer_deletion}, {newer_state}) END AS superseder \
-                 FROM {d} AS c WHERE c.message_id IN (SELECT message_id FROM due)), \
+                 FROM due AS c), \
                  picked AS (SELECT pid, exhausted, superseder, ROW_NUMBER() OVER (PARTITION BY \
                  CASE WHEN entity IS NULL OR exhausted = 1 OR superseder IS NOT NULL THEN pid ELSE lane END \
                  ORDER BY o1, o2) AS turn FROM fates) \
