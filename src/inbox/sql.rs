@@ -302,9 +302,8 @@ impl Statements {
             // One statement claims the due, makes the exhausted dead and the
             // outdated superseded, so that nothing slips between the three.
             // `due`: the oldest claimable rows, but none of a lane another row
-            // holds, with what their fate is decided by (as locked, not read
-            // again); `fates`: what becomes of each, materialized so that
-            // PostgreSQL probes each lane once (inlined, it evaluated
+            // holds, with the columns their fate needs, as locked; `fates`:
+            // what becomes of each, materialized (inlined, PostgreSQL evaluated
             // `superseder` twice: for the window and for the update); `turn`:
             // only the oldest of a lane is claimed. Should two PostgreSQL
             // sessions still claim in one lane at once, the `{d}_lane_held`
