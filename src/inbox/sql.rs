@@ -98,8 +98,10 @@ DROP INDEX IF EXISTS {d}_due;
 -- What `erase_contact` looks for.
 CREATE INDEX IF NOT EXISTS {d}_contact ON {d} (contact_id) WHERE contact_id IS NOT NULL;
 -- A contact's done states, in the order Svix created them: what supersedes
--- what. Only done ones, so that claiming a state writes no entry here.
-CREATE INDEX IF NOT EXISTS {d}_lane ON {d} (contact_id, entity, created_at, message_id)
+-- what. Only done ones, so that claiming a state writes no entry here; by
+-- contact, not entity, so that one range read finds a state's superseders.
+DROP INDEX IF EXISTS {d}_lane;
+CREATE INDEX IF NOT EXISTS {d}_done_states ON {d} (contact_id, created_at, message_id)
     WHERE entity IS NOT NULL AND state = 'done';
 -- At most one of a contact's states in hand at a time, whoever claims it.
 CREATE UNIQUE INDEX IF NOT EXISTS {d}_lane_held ON {d} (contact_id) WHERE entity IS NOT NULL AND state = 'processing';
@@ -190,22 +192,25 @@ pub(crate) struct Statements {
 
 const COLUMNS: &str = "message_id, timestamp, received_at, body, state, attempts, last_error, due_at, created_at, contact_id, entity";
 
-/// The newest done delivery of `entity` in row `c`'s lane created after it:
-/// a scalar subquery that reads one entry of `{d}_lane`.
-fn newest_done_after(d: &str, entity: &str) -> String {
+/// What supersedes row `c`: its contact's newest done deletion created after
+/// it, else the newest done state of its entity created after it. A scalar
+/// subquery: one range of `{d}_done_states`, the contact's done states newer
+/// than `c`, which is empty unless `c` is superseded.
+fn superseder(d: &str) -> String {
     format!(
-        "(SELECT n.message_id FROM {d} AS n WHERE n.contact_id = c.contact_id AND n.entity = {entity} \
+        "(SELECT n.message_id FROM {d} AS n WHERE n.contact_id = c.contact_id AND n.entity IS NOT NULL \
          AND n.state = 'done' AND (n.created_at, n.message_id) > (c.created_at, c.message_id) \
-         ORDER BY n.created_at DESC, n.message_id DESC LIMIT 1)"
+         AND n.entity IN (c.entity, '{DELETION}') \
+         ORDER BY CASE WHEN n.entity = '{DELETION}' THEN 0 ELSE 1 END, n.created_at DESC, n.message_id DESC LIMIT 1)"
     )
 }
 
 /// Whether the row of `{d}` being updated or deleted has a newer done state of
 /// its entity, or its contact's newer done deletion: what `claim_due` finds
-/// with [`newest_done_after`], as a condition.
+/// with [`superseder`], as a condition.
 fn superseded(d: &str) -> String {
     format!(
-        "EXISTS (SELECT 1 FROM {d} AS n WHERE n.contact_id = {d}.contact_id \
+        "EXISTS (SELECT 1 FROM {d} AS n WHERE n.contact_id = {d}.contact_id AND n.entity IS NOT NULL \
          AND n.entity IN ({d}.entity, '{DELETION}') AND n.state = 'done' \
          AND (n.created_at, n.message_id) > ({d}.created_at, {d}.message_id))"
     )
@@ -317,7 +322,7 @@ impl Statements {
                  fates AS MATERIALIZED (SELECT c.message_id AS pid, c.contact_id AS lane, c.entity AS entity, \
                  {order_c} AS o1, c.message_id AS o2, \
                  CASE WHEN c.state = 'processing' AND c.attempts >= {max} THEN 1 ELSE 0 END AS exhausted, \
-                 CASE WHEN c.entity IS NOT NULL THEN COALESCE({newer_deletion}, {newer_state}) END AS superseder \
+                 CASE WHEN c.entity IS NOT NULL THEN {superseder} END AS superseder \
                  FROM due AS c), \
                  picked AS (SELECT pid, exhausted, superseder, ROW_NUMBER() OVER (PARTITION BY \
                  CASE WHEN entity IS NULL OR exhausted = 1 OR superseder IS NOT NULL THEN pid ELSE lane END \
@@ -337,10 +342,7 @@ impl Statements {
                 limit = a(5),
                 superseded_by = a(6),
                 order_c = "COALESCE(c.created_at, c.received_at)",
-                // One backward index probe each (an `IN` of both entities
-                // would read all their done states and sort them).
-                newer_deletion = newest_done_after(d, &format!("'{DELETION}'")),
-                newer_state = newest_done_after(d, "c.entity"),
+                superseder = superseder(d),
             ),
             renew: format!(
                 "UPDATE {d} SET due_at = {} WHERE message_id = {} AND state = 'processing' AND attempts = {}",
