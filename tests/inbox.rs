@@ -685,6 +685,8 @@ CREATE TABLE voyado_deliveries (
     due_at BIGINT NOT NULL
 );
 CREATE INDEX voyado_deliveries_due ON voyado_deliveries (state, due_at);
+-- Named as a later development version named its index of done states.
+CREATE INDEX voyado_deliveries_lane ON voyado_deliveries (state, message_id);
 INSERT INTO voyado_deliveries VALUES ('msg_old', 1700000000, 1700000000000, 'x', 'done', 1, NULL, 1700000000000);
 ";
 
@@ -698,6 +700,23 @@ async fn migrated<I: Inbox>(inbox: &I) {
         (State::Done, None, b"x".to_vec())
     );
     erasure(inbox).await;
+}
+
+/// The indexes a migrated table ends with besides its primary key: today's,
+/// and none that an earlier version made and this one dropped.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn assert_current_indexes(mut names: Vec<String>) {
+    names.retain(|name| name.starts_with("voyado_deliveries_") && !name.ends_with("_pkey"));
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "voyado_deliveries_claim_order",
+            "voyado_deliveries_contact",
+            "voyado_deliveries_done_states",
+            "voyado_deliveries_lane_held",
+        ]
+    );
 }
 
 #[cfg(feature = "sqlite")]
@@ -717,6 +736,14 @@ async fn sqlite_inbox_migrates_a_table_of_the_first_schema() {
     }
     let inbox = voyado_webhooks::SqliteInbox::connect(&url).await.unwrap();
     migrated(&inbox).await;
+    assert_current_indexes(
+        sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'voyado_deliveries'",
+        )
+        .fetch_all(inbox.pool())
+        .await
+        .unwrap(),
+    );
     // Connecting again changes nothing.
     let again = voyado_webhooks::SqliteInbox::connect(&url).await.unwrap();
     assert!(again.get("msg_old").await.unwrap().is_some());
@@ -739,4 +766,10 @@ async fn postgres_inbox_migrates_a_table_of_the_first_schema() {
     );
     let (inbox, _) = (first.unwrap(), second.unwrap());
     migrated(&inbox).await;
+    assert_current_indexes(
+        sqlx::query_scalar("SELECT indexname::text FROM pg_indexes WHERE tablename = 'voyado_deliveries'")
+            .fetch_all(inbox.pool())
+            .await
+            .unwrap(),
+    );
 }
