@@ -36,10 +36,14 @@ pub(crate) fn from_str(body: &str) -> Result<EventEnvelope, ParseError> {
                 ..Trace::default()
             };
             // Read fast; anything that fails is read again exactly, to explain it.
+            // The event is read into one place and moved from it once: it is
+            // large, and each layer that returned it cost a copy.
             let mut deserializer = serde_json::Deserializer::from_str(body);
-            let read = read::<Fast, _>(&mut checked(), &mut deserializer);
-            match (read, deserializer.end()) {
-                (Ok(event), Ok(())) => Ok(event),
+            let mut event = None;
+            let read = read_into::<Fast, _>(&mut checked(), &mut deserializer, &mut event)
+                .and_then(|()| deserializer.end());
+            match event {
+                Some(event) if read.is_ok() => Ok(event),
                 _ => read_body(body, checked()),
             }
         }
@@ -86,13 +90,22 @@ pub(crate) fn read<'de, M: Reader<'de>, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<EventEnvelope, D::Error> {
     let mut event = None;
-    deserializer.deserialize_map(EnvelopeVisitor::<M> {
-        trace,
-        event: &mut event,
-        reader: PhantomData,
-    })?;
+    read_into::<M, D>(trace, deserializer, &mut event)?;
     // `visit_map` fills it in whenever it succeeds.
     event.ok_or_else(|| de::Error::custom("a Voyado Engage webhook delivery (a JSON object)"))
+}
+
+/// Reads one delivery into `event` (filled in whenever this succeeds).
+fn read_into<'de, M: Reader<'de>, D: Deserializer<'de>>(
+    trace: &mut Trace,
+    deserializer: D,
+    event: &mut Option<EventEnvelope>,
+) -> Result<(), D::Error> {
+    deserializer.deserialize_map(EnvelopeVisitor::<M> {
+        trace,
+        event,
+        reader: PhantomData,
+    })
 }
 
 /// Reads the envelope into `event`: the event is large, and filling it in
@@ -136,7 +149,7 @@ impl<'de, M: Reader<'de>> Visitor<'de> for EnvelopeVisitor<'_, M> {
                     Some(event_type) => {
                         let encrypted = is_encrypted.flatten();
                         let source = Stream::<A, M>(&mut map, PhantomData);
-                        *out = Some(read_payload(event_type, encrypted, source, trace)?);
+                        read_payload(event_type, encrypted, source, trace, out)?;
                     }
                     None => {
                         let raw: M::Raw = map.next_value().map_err(|e| trace.failed_in(payload_path, e))?;
@@ -173,11 +186,11 @@ impl<'de, M: Reader<'de>> Visitor<'de> for EnvelopeVisitor<'_, M> {
         let event_type = trace.require::<_, A::Error>(event_type, || "eventType".to_owned())?;
         let is_encrypted = is_encrypted.flatten().unwrap_or(false);
         if out.is_none() {
-            let read = match captured {
-                Some(raw) => read_payload(&event_type, Some(is_encrypted), Captured(raw, PhantomData), trace),
-                None => read_payload(&event_type, Some(is_encrypted), Missing(PhantomData), trace),
-            };
-            *out = Some(read?);
+            let encrypted = Some(is_encrypted);
+            match captured {
+                Some(raw) => read_payload(&event_type, encrypted, Captured(raw, PhantomData), trace, out)?,
+                None => read_payload(&event_type, encrypted, Missing(PhantomData), trace, out)?,
+            }
         }
         if is_encrypted && !matches!(out, Some(EventEnvelope::Encrypted(_))) {
             *out = out
@@ -226,7 +239,9 @@ pub(crate) fn decrypted_payload(
     };
     let raw: Box<RawValue> = payload.into();
     let source = Captured::<_, serde_json::Error>(raw, PhantomData);
-    read_payload(event_type, Some(false), source, &mut trace)
+    let mut event = None;
+    read_payload(event_type, Some(false), source, &mut trace, &mut event)
+        .and_then(|()| event.ok_or_else(|| de::Error::custom("no payload")))
         .and_then(|event| refuse_string_payload(&event, &mut trace).map(|()| event))
         .map_err(|error| match trace.failure.take() {
             Some(failure) => failure.with_event(trace.event_type.as_ref(), trace.event_id.as_deref()),
@@ -243,24 +258,27 @@ macro_rules! read_payload {
         typed { $( $(#[$doc:meta])* $variant:ident = $wire:literal => $payload:ident, $method:ident $(, Preference::$pref:ident)? as $kind:ident $(($entity:ident))?; )* }
         untyped { $( $(#[$udoc:meta])* $uvariant:ident = $uwire:literal => $umethod:ident as $ukind:ident $(($uentity:ident))?; )* }
     ) => {
-        /// Reads a payload into the event its type makes. A string payload where an
-        /// object was expected comes back as `Encrypted`, for the caller to accept or
-        /// refuse once `isEncrypted` is known.
+        /// Reads a payload into `out`, as the event its type makes. A string
+        /// payload where an object was expected comes back as `Encrypted`, for the
+        /// caller to accept or refuse once `isEncrypted` is known.
         fn read_payload<'de, S: Source<'de>>(
             event_type: &EventType,
             is_encrypted: Option<bool>,
             source: S,
             trace: &mut Trace,
-        ) -> Result<EventEnvelope, S::Error> {
+            out: &mut Option<EventEnvelope>,
+        ) -> Result<(), S::Error> {
             if is_encrypted == Some(true) {
                 let raw = source.capture(trace)?;
-                return Ok(EventEnvelope::Encrypted(Envelope::bare(event_type.clone(), raw)));
+                *out = Some(EventEnvelope::Encrypted(Envelope::bare(event_type.clone(), raw)));
+                return Ok(());
             }
             match event_type {
-                $( EventType::$variant => typed::<crate::payload::$payload, S>(event_type, source, trace, EventEnvelope::$variant), )*
+                $( EventType::$variant => typed::<crate::payload::$payload, S>(event_type, source, trace, EventEnvelope::$variant, out), )*
                 $( EventType::$uvariant )|* | EventType::Other(_) => {
                     let raw = source.capture(trace)?;
-                    Ok(EventEnvelope::Unknown(Envelope::bare(event_type.clone(), raw)))
+                    *out = Some(EventEnvelope::Unknown(Envelope::bare(event_type.clone(), raw)));
+                    Ok(())
                 }
             }
         }
@@ -275,11 +293,13 @@ fn typed<'de, P: Payload, S: Source<'de>>(
     source: S,
     trace: &mut Trace,
     variant: fn(Envelope<P>) -> EventEnvelope,
-) -> Result<EventEnvelope, S::Error> {
-    Ok(match source.read::<P>(trace)? {
+    out: &mut Option<EventEnvelope>,
+) -> Result<(), S::Error> {
+    *out = Some(match source.read::<P>(trace)? {
         Received::Object(payload) => variant(Envelope::bare(event_type.clone(), payload)),
         Received::String(raw) => EventEnvelope::Encrypted(Envelope::bare(event_type.clone(), raw)),
-    })
+    });
+    Ok(())
 }
 
 fn payload_path() -> String {
