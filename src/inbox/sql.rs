@@ -192,28 +192,32 @@ pub(crate) struct Statements {
 
 const COLUMNS: &str = "message_id, timestamp, received_at, body, state, attempts, last_error, due_at, created_at, contact_id, entity";
 
-/// What supersedes row `c`: its contact's newest done deletion created after
-/// it, else the newest done state of its entity created after it. A scalar
-/// subquery: one range of `{d}_done_states`, the contact's done states newer
-/// than `c`, which is empty unless `c` is superseded.
-fn superseder(d: &str) -> String {
+/// The rows `n` of `{d}` that supersede row `row`: its contact's done states
+/// created after it, of its own entity or the contact's deletion. One range of
+/// `{d}_done_states`, empty unless `row` is superseded.
+fn newer_done_states(d: &str, row: &str) -> String {
     format!(
-        "(SELECT n.message_id FROM {d} AS n WHERE n.contact_id = c.contact_id AND n.entity IS NOT NULL \
-         AND n.state = 'done' AND (n.created_at, n.message_id) > (c.created_at, c.message_id) \
-         AND n.entity IN (c.entity, '{DELETION}') \
-         ORDER BY CASE WHEN n.entity = '{DELETION}' THEN 0 ELSE 1 END, n.created_at DESC, n.message_id DESC LIMIT 1)"
+        "FROM {d} AS n WHERE n.contact_id = {row}.contact_id AND n.entity IS NOT NULL \
+         AND n.state = 'done' AND (n.created_at, n.message_id) > ({row}.created_at, {row}.message_id) \
+         AND n.entity IN ({row}.entity, '{DELETION}')"
     )
 }
 
-/// Whether the row of `{d}` being updated or deleted has a newer done state of
-/// its entity, or its contact's newer done deletion: what `claim_due` finds
-/// with [`superseder`], as a condition.
-fn superseded(d: &str) -> String {
+/// What supersedes row `c`: its contact's newest done deletion created after
+/// it, else the newest done state of its entity created after it.
+fn superseder(d: &str) -> String {
     format!(
-        "EXISTS (SELECT 1 FROM {d} AS n WHERE n.contact_id = {d}.contact_id AND n.entity IS NOT NULL \
-         AND n.entity IN ({d}.entity, '{DELETION}') AND n.state = 'done' \
-         AND (n.created_at, n.message_id) > ({d}.created_at, {d}.message_id))"
+        "(SELECT n.message_id {} \
+         ORDER BY CASE WHEN n.entity = '{DELETION}' THEN 0 ELSE 1 END, n.created_at DESC, n.message_id DESC LIMIT 1)",
+        newer_done_states(d, "c")
     )
+}
+
+/// Whether the row of `{d}` being updated or deleted is superseded: what
+/// `claim_due` finds with [`superseder`], as a condition that stops at the
+/// first superseding row.
+fn superseded(d: &str) -> String {
+    format!("EXISTS (SELECT 1 {})", newer_done_states(d, d))
 }
 
 /// What claims are ordered by: when Svix created the message, or when it was
