@@ -58,18 +58,51 @@ fn at_most_openings(text: &str, limit: usize) -> bool {
 }
 
 /// The offsets and bytes of the brackets in JSON text, skipping strings.
-fn brackets(json: &str) -> impl Iterator<Item = (usize, u8)> + '_ {
-    let (mut in_string, mut escaped) = (false, false);
-    json.bytes().enumerate().filter(move |&(_, b)| {
-        match (in_string, escaped, b) {
-            (true, true, _) => escaped = false,
-            (true, false, b'\\') => escaped = true,
-            (true, false, b'"') | (false, _, b'"') => in_string = !in_string,
-            (false, _, b'[' | b'{' | b']' | b'}') => return true,
-            _ => {}
+fn brackets(json: &str) -> Brackets<'_> {
+    Brackets {
+        bytes: json.as_bytes(),
+        at: 0,
+    }
+}
+
+/// See [`brackets`]. A string is skipped in a loop of its own that looks for
+/// nothing but its end: this scan runs over every body with more than
+/// [`MAX_DEPTH`] opening brackets (a kept array of 129 objects has them), and
+/// as one state machine over every byte it cost more than serde_json's whole
+/// reading of such a body.
+struct Brackets<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Iterator for Brackets<'_> {
+    type Item = (usize, u8);
+
+    fn next(&mut self) -> Option<(usize, u8)> {
+        loop {
+            let at = self.at;
+            let b = *self.bytes.get(at)?;
+            self.at = at.saturating_add(1);
+            match b {
+                b'"' => self.at = string_end(self.bytes, self.at),
+                b'[' | b'{' | b']' | b'}' => return Some((at, b)),
+                _ => {}
+            }
         }
-        false
-    })
+    }
+}
+
+/// Where the string whose text starts at `at` ends: after its closing quote,
+/// or at the end of `bytes` if it has none. A backslash escapes the byte after it.
+fn string_end(bytes: &[u8], mut at: usize) -> usize {
+    while let Some(&b) = bytes.get(at) {
+        match b {
+            b'"' => return at.saturating_add(1),
+            b'\\' => at = at.saturating_add(2),
+            _ => at = at.saturating_add(1),
+        }
+    }
+    bytes.len()
 }
 
 /// The offset of the first bracket that opens level `limit + 1`, with the
@@ -170,6 +203,49 @@ mod tests {
         let rewritten = guard(&body).unwrap();
         assert!(rewritten.body.len() < 400);
         assert!(serde_json::from_str::<serde::de::IgnoredAny>(&rewritten.body).is_ok());
+    }
+
+    /// The brackets outside strings, found by one state machine over every byte.
+    fn reference_brackets(json: &str) -> Vec<(usize, u8)> {
+        let (mut in_string, mut escaped) = (false, false);
+        let mut found = Vec::new();
+        for (at, b) in json.bytes().enumerate() {
+            match (in_string, escaped, b) {
+                (true, true, _) => escaped = false,
+                (true, false, b'\\') => escaped = true,
+                (_, _, b'"') => in_string = !in_string,
+                (false, _, b'[' | b'{' | b']' | b'}') => found.push((at, b)),
+                _ => {}
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn brackets_are_found_outside_strings_only() {
+        // Every text of up to 7 of these bytes, so every placement of an
+        // escape, a quote and a bracket against the others and the ends.
+        let alphabet = [b'"', b'\\', b'[', b']', b'{', b'}', b'a'];
+        let mut texts = vec![Vec::new()];
+        for _ in 0..7 {
+            let longer: Vec<Vec<u8>> = texts
+                .iter()
+                .filter(|t| t.len() == texts.last().map_or(0, Vec::len))
+                .flat_map(|t| {
+                    alphabet.iter().map(move |&b| {
+                        let mut t = t.clone();
+                        t.push(b);
+                        t
+                    })
+                })
+                .collect();
+            texts.extend(longer);
+        }
+        for text in texts {
+            let text = String::from_utf8(text).unwrap();
+            let found: Vec<(usize, u8)> = brackets(&text).collect();
+            assert_eq!(found, reference_brackets(&text), "{text}");
+        }
     }
 
     #[test]
