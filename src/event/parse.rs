@@ -240,8 +240,9 @@ pub(crate) fn decrypted_payload(
     let raw: Box<RawValue> = payload.into();
     let source = Captured::<_, serde_json::Error>(raw, PhantomData);
     let mut event = None;
+    // `read_payload` fills it in whenever it succeeds.
     read_payload(event_type, Some(false), source, &mut trace, &mut event)
-        .and_then(|()| event.ok_or_else(|| de::Error::custom("no payload")))
+        .and_then(|()| event.ok_or_else(|| de::Error::custom("a payload object")))
         .and_then(|event| refuse_string_payload(&event, &mut trace).map(|()| event))
         .map_err(|error| match trace.failure.take() {
             Some(failure) => failure.with_event(trace.event_type.as_ref(), trace.event_id.as_deref()),
