@@ -7,8 +7,8 @@
 //!     fields (`tests/common/strict.rs`), with none of the tolerance;
 //!   - `value`: `serde_json::Value`, what integrators write by hand today;
 //!   - `bound`: a derive returning only the owned strings `ours` returns,
-//!     every number and timestamp skipped: `value / bound` is the most that
-//!     `value / ours` could be for any reader built on serde_json;
+//!     every number and timestamp skipped: `value / bound` is about the most
+//!     that `value / ours` could be for a reader built on serde_json;
 //!   - `floor`: `serde::de::IgnoredAny`, reading the JSON and nothing more;
 //! - `payload-first`: the buffered path (`payload` before `eventType`), ours
 //!   against strict;
