@@ -225,36 +225,23 @@ fn parse_group<S: for<'de> Deserialize<'de>, B: for<'de> Deserialize<'de>>(
         return;
     }
 
-    let id = |bench: &str| format!("{group}/{bench}");
-    ratios.push(Ratio {
-        name: format!("{group}: ours / strict"),
-        numerator: id("ours"),
-        denominators: vec![id("strict")],
-        target: Target::AtMost(if payload_first { 1.5 } else { 1.25 }),
+    // "a / b" of this group's contenders a and b.
+    let ratio = |a: &str, b: &str, target: Target| Ratio {
+        name: format!("{group}: {a} / {b}"),
+        numerator: format!("{group}/{a}"),
+        denominators: vec![format!("{group}/{b}")],
+        target,
         scale: 1.0,
-    });
+    };
+    ratios.push(ratio(
+        "ours",
+        "strict",
+        Target::AtMost(if payload_first { 1.5 } else { 1.25 }),
+    ));
     if !payload_first {
-        ratios.push(Ratio {
-            name: format!("{group}: value / ours"),
-            numerator: id("value"),
-            denominators: vec![id("ours")],
-            target: Target::AtLeast(1.5),
-            scale: 1.0,
-        });
-        ratios.push(Ratio {
-            name: format!("{group}: value / bound"),
-            numerator: id("value"),
-            denominators: vec![id("bound")],
-            target: Target::Reported,
-            scale: 1.0,
-        });
-        ratios.push(Ratio {
-            name: format!("{group}: ours / floor"),
-            numerator: id("ours"),
-            denominators: vec![id("floor")],
-            target: Target::Reported,
-            scale: 1.0,
-        });
+        ratios.push(ratio("value", "ours", Target::AtLeast(1.5)));
+        ratios.push(ratio("value", "bound", Target::Reported));
+        ratios.push(ratio("ours", "floor", Target::Reported));
     }
 }
 
