@@ -310,17 +310,27 @@ pub(crate) enum Received<P> {
     String(RawPayload),
 }
 
-/// Reads one payload value into [`Received<P>`] in a single pass, its fields as
-/// the [`Reader`] `M` reads them.
-pub(crate) struct PayloadSeed<'t, P, M> {
+/// Where a payload read by [`PayloadSeed`] goes.
+pub(crate) trait Put<P> {
+    fn put(self, received: Received<P>);
+}
+
+/// Reads one payload value in a single pass, its fields as the [`Reader`] `M`
+/// reads them, and hands it to `put` as [`Received<P>`]. Handing it on, rather
+/// than returning it, lets the caller store it where it stays: returned
+/// through serde's layers, the payload was copied at each one, and the copies
+/// of its small fields stalled on the stores that had just written them.
+pub(crate) struct PayloadSeed<'t, P, M, T> {
     trace: &'t mut Trace,
+    put: T,
     types: PhantomData<fn() -> (P, M)>,
 }
 
-impl<'t, P, M> PayloadSeed<'t, P, M> {
-    pub(crate) fn new(trace: &'t mut Trace) -> Self {
+impl<'t, P, M, T: Put<P>> PayloadSeed<'t, P, M, T> {
+    pub(crate) fn new(trace: &'t mut Trace, put: T) -> Self {
         PayloadSeed {
             trace,
+            put,
             types: PhantomData,
         }
     }
@@ -334,53 +344,56 @@ impl<'t, P, M> PayloadSeed<'t, P, M> {
     }
 }
 
-impl<'de, P: Payload, M: Reader<'de>> DeserializeSeed<'de> for PayloadSeed<'_, P, M> {
-    type Value = Received<P>;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+impl<'de, P: Payload, M: Reader<'de>, T: Put<P>> DeserializeSeed<'de> for PayloadSeed<'_, P, M, T> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de, P: Payload, M: Reader<'de>> Visitor<'de> for PayloadSeed<'_, P, M> {
-    type Value = Received<P>;
+impl<'de, P: Payload, M: Reader<'de>, T: Put<P>> Visitor<'de> for PayloadSeed<'_, P, M, T> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a payload object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        P::read::<A, M>(map, self.trace).map(Received::Object)
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        let payload = P::read::<A, M>(map, self.trace)?;
+        self.put.put(Received::Object(payload));
+        Ok(())
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
         // serde_json hands over an unescaped string; writing it back gives the
         // original text exactly unless the original used optional escapes.
         let json = serde_json::to_string(v).map_err(E::custom)?;
         let raw = RawValue::from_string(json).map_err(E::custom)?;
-        Ok(Received::String(raw.into()))
+        self.put.put(Received::String(raw.into()));
+        Ok(())
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
         Err(self.not_an_object("null"))
     }
 
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
         Err(self.not_an_object(v))
     }
 
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
         Err(self.not_an_object(v))
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
         Err(self.not_an_object(v))
     }
 
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
         Err(self.not_an_object(v))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
         Err(self.not_an_object("an array"))
     }
 }

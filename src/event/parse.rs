@@ -22,7 +22,7 @@ use crate::envelope::Envelope;
 use crate::error::{ParseError, ParseErrorKind};
 use crate::event_type::EventType;
 use crate::field_name::field_names;
-use crate::payload::{Payload, PayloadSeed, Received};
+use crate::payload::{Payload, PayloadSeed, Put, Received};
 use crate::raw::{Extra, RawPayload};
 use crate::read::{Depth, Exact, Fast, Field, Key, RawText, Reader, Trace, depth, keep_next};
 use crate::text::quote;
@@ -296,11 +296,26 @@ fn typed<'de, P: Payload, S: Source<'de>>(
     variant: fn(Envelope<P>) -> EventEnvelope,
     out: &mut Option<EventEnvelope>,
 ) -> Result<(), S::Error> {
-    *out = Some(match source.read::<P>(trace)? {
-        Received::Object(payload) => variant(Envelope::bare(event_type.clone(), payload)),
-        Received::String(raw) => EventEnvelope::Encrypted(Envelope::bare(event_type.clone(), raw)),
-    });
-    Ok(())
+    source.read::<P, _>(trace, IntoVariant { event_type, variant, out })
+}
+
+/// Puts a typed payload into its variant in `out`.
+struct IntoVariant<'a, P> {
+    event_type: &'a EventType,
+    variant: fn(Envelope<P>) -> EventEnvelope,
+    out: &'a mut Option<EventEnvelope>,
+}
+
+impl<P> Put<P> for IntoVariant<'_, P> {
+    // Inlined, the event is built where it stays.
+    #[inline(always)]
+    fn put(self, received: Received<P>) {
+        let event_type = self.event_type.clone();
+        *self.out = Some(match received {
+            Received::Object(payload) => (self.variant)(Envelope::bare(event_type, payload)),
+            Received::String(raw) => EventEnvelope::Encrypted(Envelope::bare(event_type, raw)),
+        });
+    }
 }
 
 fn payload_path() -> String {
@@ -310,8 +325,8 @@ fn payload_path() -> String {
 /// Where a payload is read from.
 trait Source<'de>: Sized {
     type Error: de::Error;
-    /// Reads the payload as `P` (or as a string).
-    fn read<P: Payload>(self, trace: &mut Trace) -> Result<Received<P>, Self::Error>;
+    /// Reads the payload as `P` (or as a string) and puts it where `put` says.
+    fn read<P: Payload, T: Put<P>>(self, trace: &mut Trace, put: T) -> Result<(), Self::Error>;
     /// Keeps the payload as it is.
     fn capture(self, trace: &mut Trace) -> Result<RawPayload, Self::Error>;
 }
@@ -321,8 +336,8 @@ struct Stream<'a, A, M>(&'a mut A, PhantomData<fn() -> M>);
 
 impl<'de, A: MapAccess<'de>, M: Reader<'de>> Source<'de> for Stream<'_, A, M> {
     type Error = A::Error;
-    fn read<P: Payload>(self, trace: &mut Trace) -> Result<Received<P>, A::Error> {
-        let read = self.0.next_value_seed(PayloadSeed::<P, M>::new(trace));
+    fn read<P: Payload, T: Put<P>>(self, trace: &mut Trace, put: T) -> Result<(), A::Error> {
+        let read = self.0.next_value_seed(PayloadSeed::<P, M, T>::new(trace, put));
         read.map_err(|e| trace.failed_in(payload_path, e))
     }
     fn capture(self, trace: &mut Trace) -> Result<RawPayload, A::Error> {
@@ -335,11 +350,11 @@ struct Captured<R, E>(R, PhantomData<fn() -> E>);
 
 impl<'de, R: RawText<'de>, E: de::Error> Source<'de> for Captured<R, E> {
     type Error = E;
-    fn read<P: Payload>(self, trace: &mut Trace) -> Result<Received<P>, E> {
+    fn read<P: Payload, T: Put<P>>(self, trace: &mut Trace, put: T) -> Result<(), E> {
         let mut deserializer = serde_json::Deserializer::from_str(self.0.text());
-        let read = PayloadSeed::<P, Exact<&RawValue>>::new(trace)
+        let read = PayloadSeed::<P, Exact<&RawValue>, T>::new(trace, put)
             .deserialize(&mut deserializer)
-            .and_then(|received| deserializer.end().map(|()| received));
+            .and_then(|()| deserializer.end());
         // Report the recorded failure: serde_json's positions would be relative to
         // the payload, not to the body.
         read.map_err(|error| match &trace.failure {
@@ -357,7 +372,7 @@ struct Missing<E>(PhantomData<fn() -> E>);
 
 impl<'de, E: de::Error> Source<'de> for Missing<E> {
     type Error = E;
-    fn read<P: Payload>(self, trace: &mut Trace) -> Result<Received<P>, E> {
+    fn read<P: Payload, T: Put<P>>(self, trace: &mut Trace, _: T) -> Result<(), E> {
         Err(trace.fail(payload_path(), ParseErrorKind::MissingField))
     }
     fn capture(self, _: &mut Trace) -> Result<RawPayload, E> {
