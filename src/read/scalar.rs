@@ -297,6 +297,7 @@ impl Scalar for Decimal {
 /// Timestamps: see [`parse_timestamp`].
 impl Scalar for OffsetDateTime {
     const EXPECTED: &'static str = "an ISO 8601 timestamp";
+    #[inline]
     fn from_json(json: Json<'_>) -> Option<Self> {
         match json {
             Json::String(s) => parse_timestamp(trim(&s)),
