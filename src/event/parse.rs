@@ -296,7 +296,14 @@ fn typed<'de, P: Payload, S: Source<'de>>(
     variant: fn(Envelope<P>) -> EventEnvelope,
     out: &mut Option<EventEnvelope>,
 ) -> Result<(), S::Error> {
-    source.read::<P, _>(trace, IntoVariant { event_type, variant, out })
+    source.read::<P, _>(
+        trace,
+        IntoVariant {
+            event_type,
+            variant,
+            out,
+        },
+    )
 }
 
 /// Puts a typed payload into its variant in `out`.
