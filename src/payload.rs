@@ -312,6 +312,7 @@ pub(crate) enum Received<P> {
 
 /// Where a payload read by [`PayloadSeed`] goes.
 pub(crate) trait Put<P> {
+    /// Takes the payload as it arrived.
     fn put(self, received: Received<P>);
 }
 
